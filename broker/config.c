@@ -1,0 +1,2 @@
+/* placeholder: written by its module's work */
+typedef int placeholder_config_t;
