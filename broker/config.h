@@ -18,12 +18,12 @@ enum config_durability {
 
 struct config {
 	/* [node] */
-	char *node_name;   /* default: host name */
-	char *data_dir;    /* default: ./data */
-	int log_level;     /* LOG_ERROR..LOG_DEBUG, default LOG_INFO */
+	char *node_name; /* default: host name */
+	char *data_dir;  /* default: ./data */
+	int log_level;   /* LOG_ERROR..LOG_DEBUG, default LOG_INFO */
 	/* [mqtt] */
-	char *mqtt_bind;   /* default: "" = all addresses, IPv4 and IPv6 */
-	uint16_t mqtt_port;          /* default 1883 */
+	char *mqtt_bind;    /* default: "" = all addresses, IPv4 and IPv6 */
+	uint16_t mqtt_port; /* default 1883 */
 	uint32_t max_packet_size;    /* default 1 MiB (bytes, whole packet) */
 	uint32_t max_connections;    /* default 10000 */
 	uint16_t max_inflight;       /* default 32 (outgoing QoS 1/2 window) */
@@ -34,13 +34,13 @@ struct config {
 	uint32_t sync_interval_ms;         /* default 1000 */
 	uint64_t storage_max_size;         /* default 1 GiB */
 	/* [cluster] */
-	char *cluster_bind;   /* default "0.0.0.0" */
-	uint16_t cluster_port; /* default 7883 */
+	char *cluster_bind;      /* default "0.0.0.0" */
+	uint16_t cluster_port;   /* default 7883 */
 	char *cluster_advertise; /* default "" */
 	char *cluster_seeds;     /* default "" */
 	char *cluster_secret;    /* default "" */
 	/* [admin] */
-	char *admin_bind;   /* default 127.0.0.1 */
+	char *admin_bind;    /* default 127.0.0.1 */
 	uint16_t admin_port; /* default 8081 */
 	char *admin_token;   /* default "" */
 	/* [sys] */
@@ -51,26 +51,63 @@ struct config {
 };
 
 enum config_action {
-	CONFIG_RUN,   /* start the node */
-	CONFIG_EXIT,  /* --help / --version / -t printed what it had to: exit 0 */
+	CONFIG_RUN,  /* start the node */
+	CONFIG_EXIT, /* -h, -V or -t printed what it had to: exit 0 */
 };
 
 /**
  * Fills @p cfg from defaults, the file named by -c, the environment and
- * @p argv (in that order, later wins).
+ * @p argv (in that order, later wins). Reads environ; -h, -V and -t print
+ * to stdout.
+ * @param argv borrowed; argv[0] is the program name and is skipped
  * @param[out] err on failure, one line naming the file, line and key (or
- *   the flag / variable) and what is wrong
+ *   the flag / variable) and what is wrong, e.g.
+ *   "mqd.conf:12: [mqtt] port: value "70000" out of range 1..65535",
+ *   "environment MQD_MQTT_PORT: value "x" is not a number",
+ *   "unknown option --frob"
  * @param[out] action what main should do on success
  * @return 0, ERR_MALFORMED (bad value, unknown key or flag), ERR_IO
- *   (file unreadable) or ERR_NOMEM. On failure cfg holds nothing to free.
+ *   (file unreadable) or ERR_NOMEM. On failure cfg holds nothing to free;
+ *   on success the caller releases it with config_fini, whatever the
+ *   action. Start-up only: not thread-safe (reads environ).
  */
 int config_load(struct config *cfg, int argc, char **argv, char *err,
-		size_t errlen, enum config_action *action);
+                size_t errlen, enum config_action *action);
+
+/**
+ * config_load with the environment and the output stream passed in, for
+ * tests and tools; config_load is config_load_from(..., environ, stdout,
+ * ...).
+ * @param envp NULL-terminated "NAME=value" strings, borrowed; NULL for an
+ *   empty environment. Only MQD_<SECTION>_<KEY> names of known sections
+ *   are read; an unknown key in a known section is an error.
+ * @param out the FILE * that -h, -V and -t print to
+ */
+int config_load_from(struct config *cfg, int argc, char **argv, char **envp,
+                     void *out, char *err, size_t errlen,
+                     enum config_action *action);
 
 /** Frees what config_load allocated; safe on a zeroed struct. */
 void config_fini(struct config *cfg);
 
-/** Prints the --help text to @p out. */
+/** Prints the --help text (flags, then every key) to @p out, a FILE *. */
 void config_usage(void *out);
+
+/**
+ * Names the @p i th configuration key (0-based, the order of --help and
+ * deploy/mqd.conf). The strings are static.
+ * @return false when @p i is past the last key
+ */
+bool config_key_name(size_t i, const char **section, const char **key);
+
+/**
+ * Writes the value of the @p i th key in @p cfg as the file would spell it
+ * (numbers and sizes in decimal, enums by name, strings verbatim) into
+ * @p buf, NUL-terminated.
+ * @return 0, ERR_NOTFOUND (no such key) or ERR_TOO_LARGE (@p buf too small;
+ *   it holds a truncated value)
+ */
+int config_key_format(const struct config *cfg, size_t i, char *buf,
+                      size_t len);
 
 #endif
