@@ -27,7 +27,9 @@ struct msg {
 
 /**
  * New message with one reference; topic, payload and props are copied.
- * @return NULL on out of memory
+ * id, expiry_ms and origin start at zero for the caller to set.
+ * @return NULL on out of memory, or when the topic is over 65535 bytes or
+ *   the payload or props over UINT32_MAX
  */
 struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload,
 		    struct mqtt_bytes props, uint8_t qos, bool retain);

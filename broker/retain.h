@@ -38,6 +38,10 @@ typedef void (*retain_match_fn)(struct msg *m, void *arg);
 void retain_match(struct retain_store *rs, struct mqtt_bytes f,
 		  retain_match_fn fn, void *arg);
 
+/** Number of retained messages. */
 size_t retain_count(const struct retain_store *rs);
+
+/** Number of trie nodes, the root included (1 when empty): tests, metrics. */
+size_t retain_node_count(const struct retain_store *rs);
 
 #endif

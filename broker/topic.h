@@ -32,9 +32,10 @@ void topic_tree_free(struct topic_tree *t);
 /**
  * Adds (or replaces the options of) @p sub's subscription to @p filter.
  * @param filter a valid topic filter (the caller validated it); copied
- * @param sub subscriber identity, borrowed (never dereferenced)
+ * @param sub subscriber identity, borrowed (never dereferenced), not NULL
  * @param[out] replaced true when @p sub already had this filter (may be NULL)
- * @return 0 or ERR_NOMEM (the tree is unchanged then)
+ * @return 0, ERR_NOMEM (the tree is unchanged then) or ERR_TOO_LARGE for a
+ *   filter over 65535 bytes
  */
 int topic_tree_add(struct topic_tree *t, struct mqtt_bytes filter, void *sub,
 		   const struct topic_sub_opts *opts, bool *replaced);
@@ -57,5 +58,8 @@ void topic_tree_match(struct topic_tree *t, struct mqtt_bytes topic,
 
 /** Number of (filter, subscriber) pairs. */
 size_t topic_tree_count(const struct topic_tree *t);
+
+/** Number of trie nodes, the root included (1 when empty): tests, metrics. */
+size_t topic_tree_node_count(const struct topic_tree *t);
 
 #endif
