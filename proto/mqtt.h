@@ -126,9 +126,9 @@ enum mqtt_prop_id {
 	MQTT_PROP_SHARED_SUB_AVAILABLE = 0x2A,
 };
 
-#define MQTT_MAX_REMAINING 268435455u /* largest remaining length */
-#define MQTT_MAX_SUB_IDS 8            /* subscription ids kept per PUBLISH */
-#define MQTT_V31_MAX_CLIENT_ID 23     /* MQTT 3.1 client id limit */
+#define MQTT_MAX_REMAINING     268435455u /* largest remaining length */
+#define MQTT_MAX_SUB_IDS       8  /* subscription ids kept per PUBLISH */
+#define MQTT_V31_MAX_CLIENT_ID 23 /* MQTT 3.1 client id limit */
 
 /** A view of bytes owned by someone else (the input buffer, a msg...). */
 struct mqtt_bytes {
@@ -139,9 +139,15 @@ struct mqtt_bytes {
 /**
  * MQTT 5 properties of one packet. `present` has bit (1ull << id) set for each
  * property that was decoded (or is to be encoded). Views point into the
- * packet. User properties stay as their raw wire bytes (a run of
- * 0x26 <string> <string> entries without the 0x26 bytes: key/value pairs of
- * two-byte-length strings) so they pass through unchanged.
+ * packet. User properties stay as their raw wire bytes so they pass through
+ * unchanged and in order: `user` is a run of properties in wire form, each
+ * User Property written 0x26 <string> <string> (identifier byte, then key and
+ * value as two-byte-length strings). A decoded `user` runs from the first
+ * User Property to the end of the last one, so other properties the sender
+ * put between them may sit inside it: walk it with mqtt_user_next, which
+ * skips them, and build one with mqtt_user_put. The encoder writes only the
+ * User Properties of `user`, at the place of id 0x26 in `present` order.
+ * Subscription identifiers past MQTT_MAX_SUB_IDS are validated, then dropped.
  */
 struct mqtt_props {
 	uint64_t present;
@@ -182,8 +188,12 @@ mqtt_props_has(const struct mqtt_props *pr, enum mqtt_prop_id id)
 	return (pr->present >> id) & 1u;
 }
 
+/** Property context of the Will Properties in CONNECT, for mqtt_props_decode
+ * (the other contexts are the packet types, enum mqtt_type). */
+#define MQTT_PROPS_WILL 16
+
 struct mqtt_connect {
-	uint8_t version; /* MQTT_V31, MQTT_V311 or MQTT_V5 */
+	uint8_t version;    /* MQTT_V31, MQTT_V311 or MQTT_V5 */
 	bool clean_start;   /* clean session (v3) / clean start (v5) */
 	uint16_t keepalive; /* seconds, 0 = off */
 	struct mqtt_props props;
@@ -227,7 +237,7 @@ struct mqtt_ack {
 struct mqtt_sub_entry {
 	struct mqtt_bytes filter;
 	uint8_t qos;
-	bool no_local;          /* v5 */
+	bool no_local;            /* v5 */
 	bool retain_as_published; /* v5 */
 	uint8_t retain_handling;  /* v5: 0, 1 or 2 */
 };
@@ -264,8 +274,8 @@ struct mqtt_packet {
 		struct mqtt_connack connack;
 		struct mqtt_publish publish;
 		struct mqtt_ack ack;
-		struct mqtt_subscribe subscribe; /* also UNSUBSCRIBE */
-		struct mqtt_suback suback;       /* also UNSUBACK */
+		struct mqtt_subscribe subscribe;   /* also UNSUBSCRIBE */
+		struct mqtt_suback suback;         /* also UNSUBACK */
 		struct mqtt_disconnect disconnect; /* also AUTH */
 	} u;
 };
@@ -280,50 +290,110 @@ struct mqtt_packet {
  *   ERR_TOO_LARGE when total > max_size (known before the body arrives)
  */
 int mqtt_frame(const uint8_t *p, size_t len, size_t max_size,
-	       uint8_t *type_flags, size_t *total);
+               uint8_t *type_flags, size_t *total);
 
 /**
  * Decodes one whole packet (as framed by mqtt_frame) from @p p.
  * @param version protocol level of the connection; ignored for CONNECT,
  *   whose own level is decoded into out->u.connect.version
  * @param[out] out views into @p p, valid while @p p is
- * @param[out] used bytes consumed
+ * @param[out] used bytes of the whole packet (set on success and, once the
+ *   whole packet is in @p p, when it breaks a rule too)
  * @return 0; ERR_AGAIN when @p len does not hold the whole packet; or the
  *   ERR_* of the first rule broken (ERR_BAD_FLAGS, ERR_BAD_QOS,
  *   ERR_BAD_PACKET_ID, ERR_BAD_UTF8, ERR_BAD_TOPIC, ERR_BAD_FILTER,
  *   ERR_BAD_LENGTH, ERR_BAD_PROTOCOL, ERR_BAD_VERSION, ERR_BAD_TYPE,
  *   ERR_BAD_PROPERTY, ERR_BAD_WILL, ERR_BAD_CREDENTIALS, ERR_EMPTY,
- *   ERR_MALFORMED). For ERR_BAD_VERSION on CONNECT, out->u.connect.version
- *   holds the level that was asked for, so the caller can answer it.
+ *   ERR_BAD_REASON, ERR_MALFORMED). For ERR_BAD_VERSION on CONNECT,
+ *   out->u.connect.version holds the level that was asked for, so the caller
+ *   can answer it; a non-CONNECT packet with @p version not 3, 4 or 5 also
+ *   gives ERR_BAD_VERSION. Both directions decode (CONNACK, SUBACK... too).
+ *   Policies: a QoS 0 PUBLISH with DUP set is ERR_BAD_FLAGS; an ack, SUBACK
+ *   or UNSUBACK reason code not in the standard's table for that packet is
+ *   ERR_BAD_REASON; a SUBACK or v5 UNSUBACK without codes is ERR_EMPTY.
+ *   Not checked here (the broker knows the direction or session): client
+ *   id length, Subscription Identifier in a client PUBLISH, topic alias
+ *   ranges, $share forms, Payload Format Indicator against the payload.
  */
 int mqtt_decode(const uint8_t *p, size_t len, uint8_t version,
-		struct mqtt_packet *out, size_t *used);
+                struct mqtt_packet *out, size_t *used);
 
-/** Walks validated SUBSCRIBE entries. @return 0, or ERR_NOTFOUND at the end */
+/**
+ * Walks validated SUBSCRIBE entries: rd_init(&r, sub.entries.p,
+ * sub.entries.len), then call until it returns ERR_NOTFOUND.
+ * @return 0, ERR_NOTFOUND at the end, ERR_MALFORMED on bytes that were not
+ *   validated by mqtt_decode
+ */
 int mqtt_sub_next(struct rd *r, uint8_t version, struct mqtt_sub_entry *out);
 /** Walks validated UNSUBSCRIBE filters. @return 0, or ERR_NOTFOUND at end */
 int mqtt_unsub_next(struct rd *r, struct mqtt_bytes *filter);
+/**
+ * Appends one SUBSCRIBE entry (filter, then the options byte of @p version)
+ * to @p b, to build struct mqtt_subscribe.entries. An UNSUBSCRIBE entry is
+ * just buf_put_str(b, filter.p, filter.len).
+ */
+void mqtt_sub_entry_put(struct buf *b, uint8_t version,
+                        const struct mqtt_sub_entry *e);
 
 /**
  * Encodes @p pkt for a connection of protocol level @p version into @p b
  * (appended). Fields a version does not have (properties, reason codes on
- * v3) are left out. @return 0, or ERR_NOMEM / ERR_TOO_LARGE (b->failed)
+ * v3) are left out; a v3 SUBACK turns codes >= 0x80 into 0x80; v5 acks,
+ * DISCONNECT and AUTH take their short forms when the reason is 0 and there
+ * are no properties. A CONNECT is written with level @p version ("MQIsdp"
+ * for 3); pkt->u.connect.version is not read. pkt->flags is not read: the
+ * first byte comes from the type (and PUBLISH dup/qos/retain). Values are
+ * written as given, not validated. @p pkt is borrowed.
+ * @return 0, or ERR_NOMEM / ERR_TOO_LARGE (b->failed is set; nothing of the
+ *   packet stays in @p b), ERR_BAD_VERSION for a @p version not 3, 4 or 5,
+ *   ERR_BAD_TYPE for a type that does not exist in @p version (b untouched)
  */
 int mqtt_encode(struct buf *b, uint8_t version, const struct mqtt_packet *pkt);
 
 /**
  * Encodes a PUBLISH's fixed and variable header only; the remaining length
  * counts @p pub->payload.len bytes that the caller sends after it (by
- * reference, so fan-out never copies a payload).
+ * reference, so fan-out never copies a payload). @p pub->payload.p is not
+ * read. @return as mqtt_encode
  */
 int mqtt_publish_header_encode(struct buf *b, uint8_t version,
-			       const struct mqtt_publish *pub);
+                               const struct mqtt_publish *pub);
 
-/** Size of the whole encoded packet, for maximum-packet-size checks. */
+/** Size of the whole encoded packet, for maximum-packet-size checks; over
+ * MQTT_MAX_REMAINING + 5 when the packet cannot be encoded at all. */
 size_t mqtt_publish_size(uint8_t version, const struct mqtt_publish *pub);
 
-/** Encodes MQTT 5 properties (length prefix included). */
+/** Encodes MQTT 5 properties (length prefix included), in `present` order.
+ * Failures are recorded in @p b (buf_failed). */
 void mqtt_props_encode(struct buf *b, const struct mqtt_props *pr);
+
+/** Bytes of the encoded properties without the length prefix. */
+size_t mqtt_props_len(const struct mqtt_props *pr);
+
+/**
+ * Decodes MQTT 5 properties (length prefix included) at @p r and checks them
+ * against the rules of context @p ctx (a packet type or MQTT_PROPS_WILL):
+ * identifier allowed there, at most once (User Property always, and
+ * Subscription Identifier in PUBLISH, may repeat), value in range,
+ * Authentication Data only with an Authentication Method.
+ * @param[out] out views into the bytes of @p r
+ * @return 0, ERR_BAD_PROPERTY, ERR_BAD_UTF8 (a string property),
+ *   ERR_MALFORMED (runs past the end) or ERR_BAD_LENGTH (varint too long)
+ */
+int mqtt_props_decode(struct rd *r, uint8_t ctx, struct mqtt_props *out);
+
+/**
+ * Walks the User Properties in @p r, laid out as struct mqtt_props.user
+ * (rd_init(&r, pr.user.p, pr.user.len)), skipping other properties.
+ * @return 0 with views of the next pair, ERR_NOTFOUND at the end, or
+ *   ERR_MALFORMED on bytes that are not properties
+ */
+int mqtt_user_next(struct rd *r, struct mqtt_bytes *key,
+                   struct mqtt_bytes *val);
+
+/** Appends one User Property (0x26, key, value) to @p b, to build
+ * struct mqtt_props.user (then set n_user and the present bit). */
+void mqtt_user_put(struct buf *b, struct mqtt_bytes key, struct mqtt_bytes val);
 
 /* ---- validation ---- */
 
@@ -342,14 +412,18 @@ bool mqtt_topic_filter_is_valid(struct mqtt_bytes f);
  * @return 0, ERR_BAD_UTF8 or ERR_BAD_CLIENT_ID
  */
 int mqtt_client_id_check(uint8_t version, bool clean_start,
-			 struct mqtt_bytes id);
+                         struct mqtt_bytes id);
 /** True when @p f matches topic @p t (MQTT 4.7 rules, $-topic rule). */
 bool mqtt_topic_matches(struct mqtt_bytes f, struct mqtt_bytes t);
 
 /**
  * The reason code for a decode error: ERR_BAD_TOPIC -> 0x90, ERR_TOO_LARGE
- * -> 0x95, protocol-rule errors -> 0x82, the rest of the ERR_BAD_* ->
- * 0x81, ERR_NOMEM -> 0x80. The one mapping from ERR_* to reason codes.
+ * -> 0x95, protocol-rule errors (ERR_PROTOCOL, ERR_STATE,
+ * ERR_BAD_PACKET_ID, ERR_BAD_PROPERTY, ERR_EMPTY) -> 0x82,
+ * ERR_BAD_PROTOCOL and ERR_BAD_VERSION -> 0x84 (CONNACK), ERR_BAD_CLIENT_ID
+ * -> 0x85 (CONNACK), ERR_LIMIT -> 0x97, the rest of the ERR_BAD_* and
+ * ERR_MALFORMED -> 0x81, ERR_NOMEM and anything else -> 0x80, 0 -> 0x00.
+ * The one mapping from ERR_* to reason codes.
  */
 uint8_t mqtt_rc_from_err(int err);
 
