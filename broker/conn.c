@@ -1,2 +1,848 @@
-/* placeholder: written by its module's work */
-typedef int placeholder_conn_t;
+/*
+ * Client connections: the socket event, reading and framing packets, the
+ * MQTT 3.1/3.1.1 protocol state machine, and the output queue. An idle
+ * connection holds no buffers: a read buffer exists only while a partial
+ * packet is pending, the output queue only while output is pending, and
+ * message payloads are written by reference with writev.
+ */
+#include "broker/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+/* Output queued beyond this makes a connection "not reading": QoS 0
+ * messages to it are dropped (QoS 1/2 are bounded by the window). */
+#define CONN_OUT_LIMIT (4u * 1024 * 1024)
+#define CONN_IOV_MAX 64
+
+/* One encoded packet waiting to be written: header bytes, then the
+ * payload of a msg by reference. */
+struct out_item {
+	struct out_item *next;
+	struct msg *m;    /* payload source or NULL; reference held */
+	size_t off;       /* bytes of this item already written */
+	size_t hdr_len;
+	uint8_t hdr[];
+};
+
+enum conn_state {
+	CONN_NEW,     /* waiting for CONNECT */
+	CONN_ACTIVE,  /* CONNACK sent */
+	CONN_CLOSING, /* I/O stopped, waiting for the reaper */
+};
+
+struct conn {
+	struct event ev;          /* the socket: read, and write when blocked */
+	struct node *node;
+	struct conn *next;        /* node->conns */
+	struct conn *prev;
+	struct conn *dirty_next;  /* node->dirty */
+	struct conn *reap_next;   /* node->reap */
+	struct sess *sess;        /* attached session, or NULL */
+	struct msg *will;         /* will message (qos, retain inside) */
+	uint8_t *rbuf;            /* partial packet, or NULL */
+	size_t rlen;
+	struct out_item *out;     /* output queue */
+	struct out_item **out_tail;
+	size_t out_bytes;
+	uint64_t deadline;        /* ms: CONNECT timeout or keepalive */
+	const char *close_why;
+	int fd;
+	uint16_t keepalive;
+	uint8_t version;
+	uint8_t state;
+	bool dirty;
+	bool want_write;
+	bool read_on;             /* EV_READ is in the interest set */
+	bool will_on_close;
+	char addr[48];            /* peer address for logs */
+};
+
+static void conn_on_event(evutil_socket_t fd, short what, void *arg);
+static void conn_write(struct conn *c);
+
+uint8_t
+conn_version(const struct conn *c)
+{
+	return c->version;
+}
+
+size_t
+conn_pending(const struct conn *c)
+{
+	return c->out_bytes;
+}
+
+bool
+conn_congested(const struct conn *c)
+{
+	return c->out_bytes > CONN_OUT_LIMIT;
+}
+
+static const char *
+conn_client_id(const struct conn *c)
+{
+	return c->sess ? c->sess->client_id : "-";
+}
+
+static void
+conn_format_addr(struct conn *c, const struct sockaddr *sa)
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *in = (const void *)sa;
+		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
+		port = ntohs(in->sin_port);
+		snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *in6 = (const void *)sa;
+		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
+		port = ntohs(in6->sin6_port);
+		snprintf(c->addr, sizeof(c->addr), "[%s]:%u", ip, port);
+	} else {
+		snprintf(c->addr, sizeof(c->addr), "?");
+	}
+}
+
+void
+conn_accept(struct node *n, int fd, const struct sockaddr *sa,
+	    socklen_t salen)
+{
+	struct conn *c;
+	int one = 1;
+
+	(void)salen;
+	if (n->stopping || n->n_conns >= n->cfg->max_connections) {
+		n->stats.conn_refused++;
+		if (log_limit_ok(&n->log_lim, 10))
+			log_warn("connection refused reason=max_connections "
+				 "limit=%u",
+				 n->cfg->max_connections);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (!c) {
+		close(fd);
+		return;
+	}
+	c->node = n;
+	c->fd = fd;
+	c->out_tail = &c->out;
+	c->state = CONN_NEW;
+	c->read_on = true;
+	c->deadline = node_now_ms() + n->cfg->connect_timeout_ms;
+	conn_format_addr(c, sa);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	event_assign(&c->ev, n->base, fd, EV_READ | EV_PERSIST, conn_on_event,
+		     c);
+	if (event_add(&c->ev, NULL) < 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	c->next = n->conns;
+	if (n->conns)
+		n->conns->prev = c;
+	n->conns = c;
+	n->n_conns++;
+	n->stats.conn_accepted++;
+	log_debug("connection accepted addr=%s", c->addr);
+}
+
+void
+conn_close(struct conn *c, const char *why, bool send_will)
+{
+	struct node *n = c->node;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	c->state = CONN_CLOSING;
+	c->close_why = why;
+	c->will_on_close = send_will;
+	event_del(&c->ev);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		n->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->reap_next = n->reap;
+	n->reap = c;
+	event_active(&n->reap_ev, 0, 0);
+}
+
+static void
+conn_free_output(struct conn *c)
+{
+	struct out_item *it, *next;
+
+	for (it = c->out; it; it = next) {
+		next = it->next;
+		msg_unref(it->m);
+		free(it);
+	}
+	c->out = NULL;
+	c->out_tail = &c->out;
+	c->out_bytes = 0;
+}
+
+/* Frees one closed connection: last output, socket, will, session. */
+static void
+conn_destroy(struct conn *c)
+{
+	struct node *n = c->node;
+	struct sess *s = c->sess;
+
+	if (c->out)
+		conn_write(c); /* best effort: e.g. a CONNACK with an error */
+	close(c->fd);
+	if (s && s->conn == c) {
+		log_info("client disconnected client=%s addr=%s reason=\"%s\"",
+			 s->client_id, c->addr,
+			 c->close_why ? c->close_why : "");
+	} else {
+		log_debug("connection closed addr=%s reason=\"%s\"", c->addr,
+			  c->close_why ? c->close_why : "");
+	}
+	if (c->will && c->will_on_close) {
+		log_debug("publishing will client=%s topic=%.*s",
+			  conn_client_id(c), (int)c->will->topic_len,
+			  (const char *)c->will->data);
+		if (c->will->retain)
+			retain_set(n->retained, c->will);
+		router_publish(n, c->will);
+	}
+	msg_unref(c->will);
+	if (s && s->conn == c) {
+		s->conn = NULL;
+		if (s->clean)
+			sess_destroy(s);
+	}
+	conn_free_output(c);
+	free(c->rbuf);
+	n->n_conns--;
+	n->stats.conn_closed++;
+	free(c);
+}
+
+void
+conn_reap(struct node *n)
+{
+	struct conn *c;
+
+	while ((c = n->reap)) {
+		n->reap = c->reap_next;
+		conn_destroy(c);
+	}
+}
+
+void
+conn_close_all(struct node *n, const char *why)
+{
+	while (n->conns)
+		conn_close(n->conns, why, false);
+}
+
+/* Sets the socket event's interest: write while output is blocked, read
+ * unless so much output is pending that the client is not reading (then
+ * its own packets wait in the kernel: backpressure, bounded memory). */
+static void
+conn_set_write(struct conn *c, bool on)
+{
+	bool read_on = c->out_bytes <= CONN_OUT_LIMIT;
+	short what = EV_PERSIST | (on ? EV_WRITE : 0) | (read_on ? EV_READ : 0);
+
+	if ((c->want_write == on && c->read_on == read_on) ||
+	    c->state == CONN_CLOSING)
+		return;
+	c->want_write = on;
+	c->read_on = read_on;
+	event_del(&c->ev);
+	event_assign(&c->ev, c->node->base, c->fd, what, conn_on_event, c);
+	event_add(&c->ev, NULL);
+}
+
+/* Writes as much queued output as the socket takes. */
+static void
+conn_write(struct conn *c)
+{
+	struct iovec iov[CONN_IOV_MAX];
+	struct out_item *it;
+	ssize_t w;
+	size_t k, left;
+	int niov;
+
+	while (c->out) {
+		niov = 0;
+		for (it = c->out; it && niov < CONN_IOV_MAX - 1; it = it->next) {
+			struct mqtt_bytes pl = it->m ? msg_payload(it->m)
+						     : (struct mqtt_bytes){ 0 };
+			if (it->off < it->hdr_len) {
+				iov[niov].iov_base = it->hdr + it->off;
+				iov[niov++].iov_len = it->hdr_len - it->off;
+				if (pl.len) {
+					iov[niov].iov_base = (void *)pl.p;
+					iov[niov++].iov_len = pl.len;
+				}
+			} else {
+				k = it->off - it->hdr_len;
+				iov[niov].iov_base = (void *)(pl.p + k);
+				iov[niov++].iov_len = pl.len - k;
+			}
+		}
+		w = writev(c->fd, iov, niov);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				conn_set_write(c, true);
+				return;
+			}
+			conn_free_output(c);
+			conn_close(c, "write error", true);
+			return;
+		}
+		c->node->stats.bytes_out += (uint64_t)w;
+		c->out_bytes -= (size_t)w;
+		while ((it = c->out) && w > 0) {
+			size_t total = it->hdr_len +
+				       (it->m ? it->m->payload_len : 0);
+			left = total - it->off;
+			if ((size_t)w < left) {
+				it->off += (size_t)w;
+				w = 0;
+				break;
+			}
+			w -= (ssize_t)left;
+			c->out = it->next;
+			msg_unref(it->m);
+			free(it);
+		}
+		if (!c->out)
+			c->out_tail = &c->out;
+	}
+	conn_set_write(c, false);
+}
+
+int
+conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, struct msg *m)
+{
+	struct node *n = c->node;
+	struct out_item *it;
+
+	if (c->state == CONN_CLOSING)
+		return 0;
+	it = malloc(sizeof(*it) + hdr_len);
+	if (!it) {
+		conn_close(c, "out of memory", true);
+		return ERR_NOMEM;
+	}
+	it->next = NULL;
+	it->m = m ? msg_ref(m) : NULL;
+	it->off = 0;
+	it->hdr_len = hdr_len;
+	memcpy(it->hdr, hdr, hdr_len);
+	*c->out_tail = it;
+	c->out_tail = &it->next;
+	c->out_bytes += hdr_len + (m ? m->payload_len : 0);
+	if (!c->dirty && !c->want_write) {
+		c->dirty = true;
+		c->dirty_next = n->dirty;
+		n->dirty = c;
+		event_active(&n->flush_ev, 0, 0);
+	}
+	return 0;
+}
+
+void
+conn_flush_dirty(struct node *n)
+{
+	struct conn *c;
+
+	while ((c = n->dirty)) {
+		n->dirty = c->dirty_next;
+		c->dirty = false;
+		if (c->state != CONN_CLOSING)
+			conn_write(c);
+	}
+}
+
+int
+conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
+{
+	uint8_t storage[256];
+	struct buf b;
+	int rc;
+
+	buf_init_fixed(&b, storage, sizeof(storage));
+	rc = mqtt_encode(&b, c->version, pkt);
+	if (rc == 0)
+		return conn_send(c, b.data, b.len, NULL);
+	/* Too large for the stack buffer (a long SUBACK): use the heap. */
+	buf_init(&b);
+	rc = mqtt_encode(&b, c->version, pkt);
+	if (rc == 0)
+		rc = conn_send(c, b.data, b.len, NULL);
+	else
+		conn_close(c, "encode failed", true);
+	buf_fini(&b);
+	return rc;
+}
+
+/* Sends the ack of type @p type for @p pid. */
+static int
+conn_send_ack(struct conn *c, uint8_t type, uint16_t pid)
+{
+	struct mqtt_packet pkt;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = type;
+	pkt.flags = type == MQTT_PUBREL ? 2 : 0;
+	pkt.u.ack.packet_id = pid;
+	return conn_send_packet(c, &pkt);
+}
+
+/* A CONNACK that refuses the connection, then close. */
+static void
+conn_refuse(struct conn *c, uint8_t rc, const char *why)
+{
+	struct mqtt_packet pkt;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_CONNACK;
+	pkt.u.connack.rc = rc;
+	conn_send_packet(c, &pkt);
+	if (log_limit_ok(&c->node->log_lim, 20))
+		log_info("connection refused addr=%s rc=%u reason=\"%s\"",
+			 c->addr, rc, why);
+	conn_close(c, why, false);
+}
+
+/* Makes a client id for a client that sent an empty one. */
+static int
+conn_generate_id(struct node *n, char *out, size_t len)
+{
+	do {
+		snprintf(out, len, "mqd-%s-%llx", n->cfg->node_name,
+			 (unsigned long long)++n->next_client_seq);
+	} while (sess_find(n, out, strlen(out)));
+	return 0;
+}
+
+/* Attaches the connection to its session: takeover of an older
+ * connection, clean session handling. @return session present flag or
+ * a negative ERR_* */
+static int
+conn_attach_session(struct conn *c, const char *id, size_t len, bool clean)
+{
+	struct node *n = c->node;
+	struct sess *s = sess_find(n, id, len);
+	bool present = false;
+
+	if (s && s->conn) {
+		struct conn *old = s->conn;
+		log_info("session taken over client=%s old_addr=%s new_addr=%s",
+			 s->client_id, old->addr, c->addr);
+		old->sess = NULL;
+		s->conn = NULL;
+		/* The old connection ends without DISCONNECT: its will goes. */
+		conn_close(old, "session taken over", true);
+	}
+	if (s && (clean || s->clean)) {
+		sess_destroy(s);
+		s = NULL;
+	}
+	if (s) {
+		present = true;
+		s->version = c->version;
+	} else {
+		s = sess_create(n, id, len, clean, c->version);
+		if (!s)
+			return ERR_NOMEM;
+	}
+	s->conn = c;
+	c->sess = s;
+	return present;
+}
+
+static void
+conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
+{
+	struct node *n = c->node;
+	struct mqtt_packet pkt;
+	char gen[128];
+	const char *id = (const char *)ck->client_id.p;
+	size_t id_len = ck->client_id.len;
+	int present, rc;
+
+	c->version = ck->version;
+	if (ck->version == MQTT_V5) {
+		/* TODO(#3): MQTT 5. Until then: unsupported version. */
+		conn_refuse(c, MQTT_RC_UNSUPPORTED_VERSION,
+			    "protocol level 5 not supported yet");
+		return;
+	}
+	rc = mqtt_client_id_check(ck->version, ck->clean_start, ck->client_id);
+	if (rc) {
+		conn_refuse(c, MQTT_CONNACK_V3_ID_REJECTED, err_str(rc));
+		return;
+	}
+	if (id_len == 0) {
+		conn_generate_id(n, gen, sizeof(gen));
+		id = gen;
+		id_len = strlen(gen);
+	}
+	if (ck->will) {
+		c->will = msg_new(ck->will_topic, ck->will_payload,
+				  (struct mqtt_bytes){ 0 }, ck->will_qos,
+				  ck->will_retain);
+		if (!c->will) {
+			conn_refuse(c, MQTT_CONNACK_V3_UNAVAILABLE,
+				    "out of memory");
+			return;
+		}
+	}
+	present = conn_attach_session(c, id, id_len, ck->clean_start);
+	if (present < 0) {
+		conn_refuse(c, MQTT_CONNACK_V3_UNAVAILABLE, "out of memory");
+		return;
+	}
+	c->keepalive = ck->keepalive;
+	c->deadline = ck->keepalive ? node_now_ms() + ck->keepalive * 1500ull
+				    : 0;
+	c->state = CONN_ACTIVE;
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_CONNACK;
+	pkt.u.connack.session_present = present;
+	pkt.u.connack.rc = MQTT_CONNACK_V3_ACCEPTED;
+	if (conn_send_packet(c, &pkt))
+		return;
+	log_info("client connected client=%s addr=%s proto=%u clean=%d "
+		 "keepalive=%u session_present=%d",
+		 c->sess->client_id, c->addr, ck->version, ck->clean_start,
+		 ck->keepalive, present);
+	if (present)
+		sess_resume(c->sess);
+}
+
+static void
+conn_on_publish(struct conn *c, const struct mqtt_publish *p)
+{
+	struct node *n = c->node;
+	struct msg *m;
+	int err = 0;
+
+	n->stats.msgs_in++;
+	if (p->qos == 2 && !sess_qos2_in_add(c->sess, p->packet_id, &err)) {
+		if (err) {
+			conn_close(c, "out of memory", true);
+			return;
+		}
+		/* A re-sent QoS 2 PUBLISH before PUBREL: not delivered again. */
+		conn_send_ack(c, MQTT_PUBREC, p->packet_id);
+		return;
+	}
+	m = msg_new(p->topic, p->payload, (struct mqtt_bytes){ 0 }, p->qos,
+		    p->retain);
+	if (!m) {
+		if (p->qos == 2)
+			sess_qos2_in_remove(c->sess, p->packet_id);
+		conn_close(c, "out of memory", true);
+		return;
+	}
+	m->id = ++n->next_msg_id;
+	m->origin = c->sess;
+	if (p->retain && retain_set(n->retained, m)) {
+		msg_unref(m);
+		conn_close(c, "out of memory", true);
+		return;
+	}
+	router_publish(n, m);
+	msg_unref(m);
+	if (p->qos == 1)
+		conn_send_ack(c, MQTT_PUBACK, p->packet_id);
+	else if (p->qos == 2)
+		conn_send_ack(c, MQTT_PUBREC, p->packet_id);
+}
+
+static void
+conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
+{
+	struct mqtt_packet pkt;
+	struct mqtt_sub_entry e;
+	struct topic_sub_opts opts;
+	struct rd r;
+	uint8_t *codes;
+	size_t i = 0;
+
+	codes = malloc(sub->count ? sub->count : 1);
+	if (!codes) {
+		conn_close(c, "out of memory", true);
+		return;
+	}
+	rd_init(&r, sub->entries.p, sub->entries.len);
+	while (i < sub->count && mqtt_sub_next(&r, c->version, &e) == 0) {
+		memset(&opts, 0, sizeof(opts));
+		opts.qos = e.qos;
+		if (!mqtt_topic_filter_is_valid(e.filter))
+			codes[i] = 0x80;
+		else if (sess_subscribe(c->sess, e.filter, &opts))
+			codes[i] = 0x80;
+		else
+			codes[i] = e.qos;
+		log_debug("subscribe client=%s filter=%.*s qos=%u rc=%u",
+			  c->sess->client_id, (int)e.filter.len,
+			  (const char *)e.filter.p, e.qos, codes[i]);
+		i++;
+	}
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_SUBACK;
+	pkt.u.suback.packet_id = sub->packet_id;
+	pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
+	if (conn_send_packet(c, &pkt) == 0) {
+		/* Retained messages follow the SUBACK [MQTT-3.8.4-3]. */
+		rd_init(&r, sub->entries.p, sub->entries.len);
+		for (i = 0; i < sub->count &&
+			    mqtt_sub_next(&r, c->version, &e) == 0;
+		     i++) {
+			if (codes[i] != 0x80 && c->state != CONN_CLOSING)
+				router_send_retained(c->node, c->sess, e.filter,
+						     codes[i]);
+		}
+	}
+	free(codes);
+}
+
+static void
+conn_on_unsubscribe(struct conn *c, const struct mqtt_subscribe *uns)
+{
+	struct mqtt_packet pkt;
+	struct mqtt_bytes f;
+	struct rd r;
+
+	rd_init(&r, uns->entries.p, uns->entries.len);
+	while (mqtt_unsub_next(&r, &f) == 0)
+		sess_unsubscribe(c->sess, f);
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_UNSUBACK;
+	pkt.u.suback.packet_id = uns->packet_id;
+	conn_send_packet(c, &pkt);
+}
+
+/* Handles one decoded packet on an established connection. */
+static void
+conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
+{
+	switch (pkt->type) {
+	case MQTT_PUBLISH:
+		conn_on_publish(c, &pkt->u.publish);
+		break;
+	case MQTT_PUBACK:
+		sess_on_puback(c->sess, pkt->u.ack.packet_id);
+		break;
+	case MQTT_PUBREC:
+		sess_on_pubrec(c->sess, pkt->u.ack.packet_id);
+		break;
+	case MQTT_PUBREL:
+		/* Answered even for an unknown id, so a client that lost
+		 * our PUBCOMP can finish [MQTT-4.3.3-11]. */
+		sess_qos2_in_remove(c->sess, pkt->u.ack.packet_id);
+		conn_send_ack(c, MQTT_PUBCOMP, pkt->u.ack.packet_id);
+		break;
+	case MQTT_PUBCOMP:
+		sess_on_pubcomp(c->sess, pkt->u.ack.packet_id);
+		break;
+	case MQTT_SUBSCRIBE:
+		conn_on_subscribe(c, &pkt->u.subscribe);
+		break;
+	case MQTT_UNSUBSCRIBE:
+		conn_on_unsubscribe(c, &pkt->u.subscribe);
+		break;
+	case MQTT_PINGREQ: {
+		struct mqtt_packet resp = { .type = MQTT_PINGRESP };
+		conn_send_packet(c, &resp);
+		break;
+	}
+	case MQTT_DISCONNECT:
+		/* A normal end: the will is discarded [MQTT-3.1.2-10]. */
+		conn_close(c, "client disconnected", false);
+		break;
+	case MQTT_CONNECT:
+		conn_close(c, "second CONNECT", true);
+		break;
+	default:
+		conn_close(c, "unexpected packet type", true);
+		break;
+	}
+}
+
+/* Handles a decode failure: CONNECT errors that have a return code get a
+ * CONNACK; everything else closes the connection. */
+static void
+conn_on_bad_packet(struct conn *c, uint8_t type, int err,
+		   const struct mqtt_packet *pkt)
+{
+	if (log_limit_ok(&c->node->log_lim, 20))
+		log_info("bad packet client=%s addr=%s type=%s err=\"%s\"",
+			 conn_client_id(c), c->addr, mqtt_type_name(type),
+			 err_str(err));
+	if (c->state == CONN_NEW && type == MQTT_CONNECT &&
+	    err == ERR_BAD_VERSION) {
+		/* [MQTT-3.1.2-2] an unsupported level gets 0x01, then close */
+		c->version = MQTT_V311;
+		if (pkt->u.connect.version == MQTT_V5)
+			c->version = MQTT_V5;
+		conn_refuse(c,
+			    c->version == MQTT_V5
+				    ? MQTT_RC_UNSUPPORTED_VERSION
+				    : MQTT_CONNACK_V3_BAD_VERSION,
+			    "unsupported protocol level");
+		return;
+	}
+	conn_close(c, err_str(err), c->state == CONN_ACTIVE);
+}
+
+/* Parses and handles every whole packet in [p, p+len).
+ * @return bytes consumed */
+static size_t
+conn_parse(struct conn *c, const uint8_t *p, size_t len)
+{
+	struct node *n = c->node;
+	struct mqtt_packet pkt;
+	size_t done = 0, total, used;
+	uint8_t tf;
+	int rc;
+
+	memset(&pkt, 0, sizeof(pkt));
+	while (done < len && c->state != CONN_CLOSING) {
+		rc = mqtt_frame(p + done, len - done, n->cfg->max_packet_size,
+				&tf, &total);
+		if (rc == ERR_AGAIN)
+			break;
+		if (rc) {
+			conn_on_bad_packet(c, tf >> 4, rc, &pkt);
+			break;
+		}
+		if (total > len - done)
+			break;
+		if (c->state == CONN_NEW && (tf >> 4) != MQTT_CONNECT) {
+			/* [MQTT-3.1.0-1] close without a reply */
+			conn_close(c, "first packet is not CONNECT", false);
+			break;
+		}
+		memset(&pkt, 0, sizeof(pkt));
+		rc = mqtt_decode(p + done, total, c->version, &pkt, &used);
+		if (rc) {
+			conn_on_bad_packet(c, tf >> 4, rc, &pkt);
+			break;
+		}
+		done += total;
+		if (c->keepalive)
+			c->deadline = node_now_ms() + c->keepalive * 1500ull;
+		if (c->state == CONN_NEW)
+			conn_on_connect(c, &pkt.u.connect);
+		else
+			conn_on_packet(c, &pkt);
+	}
+	return done;
+}
+
+static void
+conn_read(struct conn *c)
+{
+	struct node *n = c->node;
+	const uint8_t *p;
+	size_t len, done;
+	ssize_t r;
+	uint8_t *nb;
+
+	r = read(c->fd, n->rx, n->rx_cap);
+	if (r == 0) {
+		conn_close(c, c->rlen ? "closed mid-packet" : "peer closed",
+			   c->state == CONN_ACTIVE);
+		return;
+	}
+	if (r < 0) {
+		if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+			return;
+		conn_close(c, "read error", c->state == CONN_ACTIVE);
+		return;
+	}
+	n->stats.bytes_in += (uint64_t)r;
+	if (c->rlen) {
+		/* A partial packet is pending: append and parse from it. */
+		nb = realloc(c->rbuf, c->rlen + (size_t)r);
+		if (!nb) {
+			conn_close(c, "out of memory", true);
+			return;
+		}
+		memcpy(nb + c->rlen, n->rx, (size_t)r);
+		c->rbuf = nb;
+		c->rlen += (size_t)r;
+		p = c->rbuf;
+		len = c->rlen;
+	} else {
+		p = n->rx;
+		len = (size_t)r;
+	}
+	done = conn_parse(c, p, len);
+	if (c->state == CONN_CLOSING)
+		return;
+	if (done == len) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rlen = 0;
+	} else if (p == c->rbuf) {
+		memmove(c->rbuf, c->rbuf + done, len - done);
+		c->rlen = len - done;
+	} else {
+		c->rbuf = malloc(len - done);
+		if (!c->rbuf) {
+			conn_close(c, "out of memory", true);
+			return;
+		}
+		memcpy(c->rbuf, p + done, len - done);
+		c->rlen = len - done;
+	}
+}
+
+static void
+conn_on_event(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	(void)fd;
+	if ((what & EV_WRITE) && c->state != CONN_CLOSING)
+		conn_write(c);
+	if ((what & EV_READ) && c->state != CONN_CLOSING)
+		conn_read(c);
+}
+
+void
+conn_tick(struct node *n, uint64_t now)
+{
+	struct conn *c, *next;
+
+	for (c = n->conns; c; c = next) {
+		next = c->next;
+		if (!c->deadline || now < c->deadline)
+			continue;
+		if (c->state == CONN_NEW)
+			conn_close(c, "no CONNECT in time", false);
+		else
+			/* [MQTT-3.1.2-24] 1.5 x keepalive without a packet */
+			conn_close(c, "keepalive timeout", true);
+	}
+}

@@ -1,2 +1,525 @@
-/* placeholder: written by its module's work */
-typedef int placeholder_sess_t;
+/*
+ * Sessions: the table of sessions by client id, each session's
+ * subscriptions, its queue of messages waiting to be sent, its in-flight
+ * window of outgoing QoS 1/2 messages and its incoming QoS 2 packet ids.
+ * Kept in memory; shaped so that storage can persist each part as it is.
+ */
+#include "broker/node.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static uint32_t
+sess_hash(const char *id, size_t len)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		h ^= (uint8_t)id[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+#define SESS_TOMB ((struct sess *)1)
+
+static struct sess **
+sess_slot(struct sess_table *t, const char *id, size_t len, uint32_t h)
+{
+	size_t mask = t->cap - 1, i = h & mask;
+	struct sess **tomb = NULL;
+
+	for (;;) {
+		struct sess *s = t->slots[i];
+		if (!s)
+			return tomb ? tomb : &t->slots[i];
+		if (s == SESS_TOMB) {
+			if (!tomb)
+				tomb = &t->slots[i];
+		} else if (s->hash == h && s->id_len == len &&
+			   memcmp(s->client_id, id, len) == 0) {
+			return &t->slots[i];
+		}
+		i = (i + 1) & mask;
+	}
+}
+
+static int
+sess_table_grow(struct sess_table *t)
+{
+	struct sess **old = t->slots;
+	size_t oldcap = t->cap, i;
+	size_t cap = oldcap ? oldcap * 2 : 64;
+
+	if (t->n * 2 < oldcap)
+		cap = oldcap; /* only tombstones to clear */
+	t->slots = calloc(cap, sizeof(*t->slots));
+	if (!t->slots) {
+		t->slots = old;
+		return ERR_NOMEM;
+	}
+	t->cap = cap;
+	t->tomb = 0;
+	for (i = 0; i < oldcap; i++) {
+		struct sess *s = old[i];
+		if (s && s != SESS_TOMB)
+			*sess_slot(t, s->client_id, s->id_len, s->hash) = s;
+	}
+	free(old);
+	return 0;
+}
+
+struct sess *
+sess_find(struct node *n, const char *id, size_t len)
+{
+	struct sess_table *t = &n->sessions;
+	struct sess *s;
+
+	if (!t->cap)
+		return NULL;
+	s = *sess_slot(t, id, len, sess_hash(id, len));
+	return s == SESS_TOMB ? NULL : s;
+}
+
+struct sess *
+sess_create(struct node *n, const char *id, size_t len, bool clean,
+	    uint8_t version)
+{
+	struct sess_table *t = &n->sessions;
+	struct sess **slot;
+	struct sess *s;
+
+	if ((t->n + t->tomb + 1) * 4 > t->cap * 3 && sess_table_grow(t))
+		return NULL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return NULL;
+	s->client_id = malloc(len + 1);
+	if (!s->client_id) {
+		free(s);
+		return NULL;
+	}
+	memcpy(s->client_id, id, len);
+	s->client_id[len] = '\0';
+	s->id_len = len;
+	s->hash = sess_hash(id, len);
+	s->node = n;
+	s->clean = clean;
+	s->version = version;
+	s->inflight_tail = &s->inflight;
+	s->queue_tail = &s->queue;
+	slot = sess_slot(t, id, len, s->hash);
+	if (*slot == SESS_TOMB)
+		t->tomb--;
+	*slot = s;
+	t->n++;
+	return s;
+}
+
+static void
+sess_out_free_list(struct sess_out *o)
+{
+	struct sess_out *next;
+
+	for (; o; o = next) {
+		next = o->next;
+		msg_unref(o->msg);
+		free(o);
+	}
+}
+
+static void
+sess_free(struct sess *s)
+{
+	struct sess_sub *sub, *next;
+
+	for (sub = s->subs; sub; sub = next) {
+		next = sub->next;
+		topic_tree_remove(s->node->subs,
+				  (struct mqtt_bytes){ (const uint8_t *)sub->filter,
+						       sub->len },
+				  s);
+		free(sub);
+	}
+	sess_out_free_list(s->inflight);
+	sess_out_free_list(s->queue);
+	free(s->qos2_in);
+	free(s->client_id);
+	free(s);
+}
+
+void
+sess_destroy(struct sess *s)
+{
+	struct sess_table *t = &s->node->sessions;
+	struct sess **slot = sess_slot(t, s->client_id, s->id_len, s->hash);
+
+	if (*slot == s) {
+		*slot = SESS_TOMB;
+		t->n--;
+		t->tomb++;
+	}
+	sess_free(s);
+}
+
+void
+sess_destroy_all(struct node *n)
+{
+	struct sess_table *t = &n->sessions;
+	size_t i;
+
+	for (i = 0; i < t->cap; i++) {
+		struct sess *s = t->slots[i];
+		if (s && s != SESS_TOMB)
+			sess_free(s);
+	}
+	free(t->slots);
+	memset(t, 0, sizeof(*t));
+}
+
+static struct sess_sub *
+sess_sub_find(struct sess *s, struct mqtt_bytes f)
+{
+	struct sess_sub *sub;
+
+	for (sub = s->subs; sub; sub = sub->next)
+		if (sub->len == f.len && memcmp(sub->filter, f.p, f.len) == 0)
+			return sub;
+	return NULL;
+}
+
+int
+sess_subscribe(struct sess *s, struct mqtt_bytes filter,
+	       const struct topic_sub_opts *opts)
+{
+	struct sess_sub *sub = sess_sub_find(s, filter);
+	int rc;
+
+	if (!sub) {
+		sub = malloc(sizeof(*sub) + filter.len);
+		if (!sub)
+			return ERR_NOMEM;
+		sub->len = (uint16_t)filter.len;
+		memcpy(sub->filter, filter.p, filter.len);
+		rc = topic_tree_add(s->node->subs, filter, s, opts, NULL);
+		if (rc) {
+			free(sub);
+			return rc;
+		}
+		sub->next = s->subs;
+		s->subs = sub;
+	} else {
+		/* [MQTT-3.8.4-3] an identical filter replaces the old one */
+		rc = topic_tree_add(s->node->subs, filter, s, opts, NULL);
+		if (rc)
+			return rc;
+	}
+	sub->opts = *opts;
+	return 0;
+}
+
+int
+sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
+{
+	struct sess_sub **pp, *sub;
+
+	for (pp = &s->subs; (sub = *pp); pp = &sub->next) {
+		if (sub->len == filter.len &&
+		    memcmp(sub->filter, filter.p, filter.len) == 0) {
+			*pp = sub->next;
+			topic_tree_remove(s->node->subs, filter, s);
+			free(sub);
+			return 0;
+		}
+	}
+	return ERR_NOTFOUND;
+}
+
+/* Encodes and queues one PUBLISH on the session's connection. */
+static void
+sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
+		  uint16_t pid, bool dup)
+{
+	struct mqtt_publish pub;
+	uint8_t storage[512];
+	struct buf b;
+
+	memset(&pub, 0, sizeof(pub));
+	pub.qos = qos;
+	pub.dup = dup;
+	pub.retain = retain;
+	pub.packet_id = pid;
+	pub.topic = msg_topic(m);
+	pub.payload = msg_payload(m);
+	buf_init_fixed(&b, storage, sizeof(storage));
+	if (mqtt_publish_header_encode(&b, conn_version(s->conn), &pub)) {
+		buf_init(&b); /* a long topic: encode on the heap */
+		if (mqtt_publish_header_encode(&b, conn_version(s->conn),
+					       &pub)) {
+			buf_fini(&b);
+			conn_close(s->conn, "out of memory", true);
+			return;
+		}
+	}
+	if (conn_send(s->conn, b.data, b.len, m) == 0)
+		s->node->stats.msgs_out++;
+	buf_fini(&b);
+}
+
+static bool
+sess_pid_in_use(const struct sess *s, uint16_t pid)
+{
+	const struct sess_out *o;
+
+	for (o = s->inflight; o; o = o->next)
+		if (o->packet_id == pid)
+			return true;
+	return false;
+}
+
+static uint16_t
+sess_next_pid(struct sess *s)
+{
+	do {
+		s->next_pid++;
+		if (s->next_pid == 0)
+			s->next_pid = 1;
+	} while (sess_pid_in_use(s, s->next_pid));
+	return s->next_pid;
+}
+
+/* Moves @p o into the in-flight window and sends it. */
+static void
+sess_send_out(struct sess *s, struct sess_out *o)
+{
+	o->next = NULL;
+	o->packet_id = sess_next_pid(s);
+	o->state = SESS_OUT_SENT;
+	*s->inflight_tail = o;
+	s->inflight_tail = &o->next;
+	s->n_inflight++;
+	sess_send_publish(s, o->msg, o->qos, o->retain, o->packet_id, false);
+}
+
+void
+sess_pump(struct sess *s)
+{
+	struct sess_out *o;
+	uint32_t window = s->node->cfg->max_inflight;
+
+	while (s->conn && s->queue && s->n_inflight < window) {
+		o = s->queue;
+		s->queue = o->next;
+		if (!s->queue)
+			s->queue_tail = &s->queue;
+		s->n_queued--;
+		sess_send_out(s, o);
+	}
+}
+
+/* The queue is full: the oldest queued message makes room for the new
+ * one (the newest data is the most useful to a returning client). */
+static void
+sess_drop_oldest(struct sess *s)
+{
+	struct node *n = s->node;
+	struct sess_out *o = s->queue;
+
+	s->queue = o->next;
+	if (!s->queue)
+		s->queue_tail = &s->queue;
+	s->n_queued--;
+	msg_unref(o->msg);
+	free(o);
+	n->stats.msgs_dropped_queue_full++;
+	s->dropped++;
+	if (log_limit_ok(&n->log_lim, 10))
+		log_warn("message dropped client=%s reason=queue_full "
+			 "max_queued=%u dropped_total=%llu",
+			 s->client_id, n->cfg->max_queued,
+			 (unsigned long long)s->dropped);
+}
+
+void
+sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain)
+{
+	struct node *n = s->node;
+	struct sess_out *o;
+
+	if (qos == 0) {
+		if (!s->conn) {
+			n->stats.msgs_dropped_offline++;
+			return;
+		}
+		if (conn_congested(s->conn)) {
+			n->stats.msgs_dropped_slow++;
+			s->dropped++;
+			return;
+		}
+		sess_send_publish(s, m, 0, retain, 0, false);
+		return;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		s->dropped++;
+		return;
+	}
+	o->msg = msg_ref(m);
+	o->qos = qos;
+	o->retain = retain;
+	o->state = SESS_OUT_QUEUED;
+	if (s->conn && !s->queue && s->n_inflight < n->cfg->max_inflight) {
+		sess_send_out(s, o);
+		return;
+	}
+	if (s->n_queued >= n->cfg->max_queued)
+		sess_drop_oldest(s);
+	*s->queue_tail = o;
+	s->queue_tail = &o->next;
+	s->n_queued++;
+}
+
+void
+sess_resume(struct sess *s)
+{
+	struct sess_out *o;
+	struct mqtt_packet pkt;
+
+	/* [MQTT-4.4.0-1] re-send unacknowledged PUBLISH and PUBREL with
+	 * their original ids, in their original order [MQTT-4.6.0-1]. */
+	for (o = s->inflight; o && s->conn; o = o->next) {
+		if (o->state == SESS_OUT_SENT) {
+			sess_send_publish(s, o->msg, o->qos, o->retain,
+					  o->packet_id, true);
+		} else {
+			memset(&pkt, 0, sizeof(pkt));
+			pkt.type = MQTT_PUBREL;
+			pkt.flags = 2;
+			pkt.u.ack.packet_id = o->packet_id;
+			conn_send_packet(s->conn, &pkt);
+		}
+	}
+	sess_pump(s);
+}
+
+/* Finds the in-flight entry of @p pid; @p prev gets its predecessor. */
+static struct sess_out *
+sess_inflight_find(struct sess *s, uint16_t pid, struct sess_out **prev)
+{
+	struct sess_out *o, *p = NULL;
+
+	for (o = s->inflight; o; p = o, o = o->next) {
+		if (o->packet_id == pid) {
+			*prev = p;
+			return o;
+		}
+	}
+	return NULL;
+}
+
+static void
+sess_inflight_remove(struct sess *s, struct sess_out *o, struct sess_out *prev)
+{
+	if (prev)
+		prev->next = o->next;
+	else
+		s->inflight = o->next;
+	if (s->inflight_tail == &o->next)
+		s->inflight_tail = prev ? &prev->next : &s->inflight;
+	s->n_inflight--;
+	msg_unref(o->msg);
+	free(o);
+}
+
+void
+sess_on_puback(struct sess *s, uint16_t pid)
+{
+	struct sess_out *prev, *o = sess_inflight_find(s, pid, &prev);
+
+	if (!o || o->qos != 1) {
+		log_debug("puback for unknown packet id client=%s id=%u",
+			  s->client_id, pid);
+		return;
+	}
+	sess_inflight_remove(s, o, prev);
+	sess_pump(s);
+}
+
+void
+sess_on_pubrec(struct sess *s, uint16_t pid)
+{
+	struct sess_out *prev, *o = sess_inflight_find(s, pid, &prev);
+	struct mqtt_packet pkt;
+
+	if (!o || o->qos != 2) {
+		log_debug("pubrec for unknown packet id client=%s id=%u",
+			  s->client_id, pid);
+		return;
+	}
+	o->state = SESS_OUT_PUBREL;
+	msg_unref(o->msg); /* the message itself is delivered now */
+	o->msg = NULL;
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_PUBREL;
+	pkt.flags = 2;
+	pkt.u.ack.packet_id = pid;
+	conn_send_packet(s->conn, &pkt);
+}
+
+void
+sess_on_pubcomp(struct sess *s, uint16_t pid)
+{
+	struct sess_out *prev, *o = sess_inflight_find(s, pid, &prev);
+
+	if (!o || o->state != SESS_OUT_PUBREL) {
+		log_debug("pubcomp for unknown packet id client=%s id=%u",
+			  s->client_id, pid);
+		return;
+	}
+	sess_inflight_remove(s, o, prev);
+	sess_pump(s);
+}
+
+bool
+sess_qos2_in_add(struct sess *s, uint16_t pid, int *err)
+{
+	uint32_t i;
+	uint16_t *nv;
+
+	*err = 0;
+	for (i = 0; i < s->n_qos2_in; i++)
+		if (s->qos2_in[i] == pid)
+			return false;
+	if (s->n_qos2_in == s->cap_qos2_in) {
+		uint32_t cap = s->cap_qos2_in ? s->cap_qos2_in * 2 : 4;
+		nv = realloc(s->qos2_in, cap * sizeof(*nv));
+		if (!nv) {
+			*err = ERR_NOMEM;
+			return false;
+		}
+		s->qos2_in = nv;
+		s->cap_qos2_in = cap;
+	}
+	s->qos2_in[s->n_qos2_in++] = pid;
+	return true;
+}
+
+bool
+sess_qos2_in_remove(struct sess *s, uint16_t pid)
+{
+	uint32_t i;
+
+	for (i = 0; i < s->n_qos2_in; i++) {
+		if (s->qos2_in[i] == pid) {
+			s->qos2_in[i] = s->qos2_in[--s->n_qos2_in];
+			if (!s->n_qos2_in) {
+				free(s->qos2_in);
+				s->qos2_in = NULL;
+				s->cap_qos2_in = 0;
+			}
+			return true;
+		}
+	}
+	return false;
+}

@@ -1,0 +1,241 @@
+/*
+ * struct node: all state of one broker node, and the broker-internal API
+ * between its parts: connections (conn.c), sessions and their queues
+ * (sess.c), routing of published messages (router.c), listeners
+ * (listener.c). Loop thread only, everywhere.
+ */
+#ifndef BROKER_NODE_H
+#define BROKER_NODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "broker/config.h"
+#include "broker/log.h"
+#include "broker/msg.h"
+#include "broker/retain.h"
+#include "broker/topic.h"
+#include "proto/proto.h"
+
+struct conn;
+struct sess;
+struct listener;
+
+/* Counters; exported as metrics by a later issue. */
+struct node_stats {
+	uint64_t conn_accepted;
+	uint64_t conn_refused;      /* over max_connections */
+	uint64_t conn_closed;
+	uint64_t msgs_in;           /* PUBLISH received */
+	uint64_t msgs_out;          /* PUBLISH sent */
+	uint64_t msgs_dropped_queue_full; /* session queue at max_queued */
+	uint64_t msgs_dropped_slow;       /* QoS 0 to a client not reading */
+	uint64_t msgs_dropped_offline;    /* QoS 0 to an offline session */
+	uint64_t bytes_in;
+	uint64_t bytes_out;
+};
+
+/* One matched subscriber during routing (see router.c). */
+struct route_hit {
+	struct sess *sess;
+	struct topic_sub_opts opts; /* merged: highest QoS of its matches */
+};
+
+struct sess_table {
+	struct sess **slots; /* open addressing by client id hash */
+	size_t cap;          /* power of two, or 0 */
+	size_t n;            /* sessions stored */
+	size_t tomb;         /* deleted slots */
+};
+
+struct node {
+	struct event_base *base;
+	const struct config *cfg;
+	struct topic_tree *subs;
+	struct retain_store *retained;
+	struct sess_table sessions;
+	struct listener *listeners; /* list */
+	struct conn *conns;         /* all live connections (list) */
+	struct conn *reap;          /* closed, waiting to be freed */
+	struct conn *dirty;         /* with output to flush */
+	uint32_t n_conns;
+	uint64_t next_msg_id;
+	uint64_t next_client_seq; /* for generated client ids */
+	uint64_t route_gen;       /* stamps sessions while routing */
+	struct route_hit *hits;   /* routing scratch */
+	size_t n_hits;
+	size_t hits_cap;
+	uint8_t *rx;              /* shared read buffer */
+	size_t rx_cap;
+	struct event reap_ev;     /* frees closed connections */
+	struct event flush_ev;    /* writes dirty connections' output */
+	struct event tick_ev;     /* keepalive and CONNECT timeouts */
+	struct event sigint_ev;
+	struct event sigterm_ev;
+	struct node_stats stats;
+	bool stopping;
+	struct log_limit log_lim; /* for peer-triggered lines */
+};
+
+/* ---- node.c ---- */
+
+/**
+ * Sets up a node on a new event base: listeners bound, signals handled.
+ * @return 0, or ERR_IO / ERR_NOMEM after logging the cause
+ */
+int node_init(struct node *n, const struct config *cfg);
+/** Runs the loop until SIGINT/SIGTERM. @return 0 on a clean stop */
+int node_run(struct node *n);
+/** Closes everything and frees what node_init made. */
+void node_fini(struct node *n);
+/** Monotonic clock in milliseconds. */
+uint64_t node_now_ms(void);
+
+/* ---- listener.c ---- */
+
+/** Binds the MQTT TCP listeners of cfg. @return 0 or ERR_IO (logged) */
+int listener_open_all(struct node *n);
+void listener_close_all(struct node *n);
+
+/* ---- conn.c ---- */
+
+/** Takes ownership of an accepted, non-blocking socket. */
+void conn_accept(struct node *n, int fd, const struct sockaddr *sa,
+		 socklen_t salen);
+/**
+ * Closes a connection: stops its I/O at once and frees it later from the
+ * reap event (never inside the caller's stack). Publishes the will when
+ * @p send_will. Safe to call twice.
+ */
+void conn_close(struct conn *c, const char *why, bool send_will);
+/**
+ * Queues one encoded packet for sending. @p hdr is copied; @p m, when not
+ * NULL, is sent after it by reference (its payload).
+ * @return 0, or ERR_NOMEM (the connection is being closed then)
+ */
+int conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+	      struct msg *m);
+/** Encodes and queues a control packet. @return as conn_send */
+int conn_send_packet(struct conn *c, const struct mqtt_packet *pkt);
+/** Bytes queued for sending and not yet written. */
+size_t conn_pending(const struct conn *c);
+/** True when so much output is pending that the client is not reading:
+ * QoS 0 messages to it are dropped. */
+bool conn_congested(const struct conn *c);
+/** Protocol level of the connection. */
+uint8_t conn_version(const struct conn *c);
+/** Closes every connection (shutdown). */
+void conn_close_all(struct node *n, const char *why);
+/** Keepalive / CONNECT timeout check for every connection. */
+void conn_tick(struct node *n, uint64_t now);
+/** Writes queued output of connections marked dirty. */
+void conn_flush_dirty(struct node *n);
+/** Frees connections closed since the last call. */
+void conn_reap(struct node *n);
+
+/* ---- sess.c ---- */
+
+/** One subscription a session holds (kept for unsubscribe-all). */
+struct sess_sub {
+	struct sess_sub *next;
+	struct topic_sub_opts opts;
+	uint16_t len;
+	char filter[]; /* not NUL-terminated */
+};
+
+/** One message waiting to be sent, or in flight. */
+struct sess_out {
+	struct sess_out *next;
+	struct msg *msg;    /* reference held; NULL once PUBREC arrived */
+	uint16_t packet_id; /* 0 until sent */
+	uint8_t qos;        /* delivery QoS (after downgrade) */
+	uint8_t state;      /* enum sess_out_state */
+	bool retain;        /* RETAIN flag to send */
+};
+
+enum sess_out_state {
+	SESS_OUT_QUEUED,  /* not yet sent */
+	SESS_OUT_SENT,    /* PUBLISH sent, waiting for PUBACK/PUBREC */
+	SESS_OUT_PUBREL,  /* PUBREC received, PUBREL sent, waiting PUBCOMP */
+};
+
+struct sess {
+	struct node *node;
+	struct conn *conn;  /* NULL while offline */
+	char *client_id;    /* NUL-terminated copy */
+	size_t id_len;
+	uint32_t hash;
+	bool clean;         /* ends when its connection ends */
+	uint8_t version;    /* protocol level of the last connection */
+	uint64_t route_gen; /* == node->route_gen while matched */
+	size_t route_idx;   /* its slot in node->hits while matched */
+	struct sess_sub *subs;
+	struct sess_out *inflight;    /* sent, oldest first */
+	struct sess_out **inflight_tail;
+	uint32_t n_inflight;
+	struct sess_out *queue;       /* waiting, oldest first */
+	struct sess_out **queue_tail;
+	uint32_t n_queued;
+	uint16_t next_pid;
+	uint16_t *qos2_in;  /* incoming QoS 2 ids awaiting PUBREL */
+	uint32_t n_qos2_in;
+	uint32_t cap_qos2_in;
+	uint64_t dropped;   /* messages dropped for this session */
+};
+
+/** The session of @p id, or NULL. */
+struct sess *sess_find(struct node *n, const char *id, size_t len);
+/** New empty session stored in the table. @return NULL on no memory */
+struct sess *sess_create(struct node *n, const char *id, size_t len,
+			 bool clean, uint8_t version);
+/** Removes the session from the table and frees it with its
+ * subscriptions and queues. */
+void sess_destroy(struct sess *s);
+/** Frees every session (shutdown). */
+void sess_destroy_all(struct node *n);
+
+/** Adds or replaces a subscription. @return 0 or ERR_NOMEM */
+int sess_subscribe(struct sess *s, struct mqtt_bytes filter,
+		   const struct topic_sub_opts *opts);
+/** @return 0 or ERR_NOTFOUND */
+int sess_unsubscribe(struct sess *s, struct mqtt_bytes filter);
+
+/**
+ * Delivers @p m at @p qos: sends it when the session is online and its
+ * window allows, queues it otherwise (QoS 0 is dropped for an offline
+ * session or a client that does not read).
+ * @param m borrowed: the session takes its own reference when it keeps it
+ */
+void sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain);
+/** After (re)connect: re-sends in-flight messages (DUP set) and PUBRELs
+ * in their original order, then sends from the queue. */
+void sess_resume(struct sess *s);
+/** Sends queued messages while the window allows. */
+void sess_pump(struct sess *s);
+/** PUBACK / PUBREC / PUBCOMP from the client. */
+void sess_on_puback(struct sess *s, uint16_t pid);
+void sess_on_pubrec(struct sess *s, uint16_t pid);
+void sess_on_pubcomp(struct sess *s, uint16_t pid);
+/** Incoming QoS 2 ids. @return true when added, false if present */
+bool sess_qos2_in_add(struct sess *s, uint16_t pid, int *err);
+/** @return true when the id was present (and is removed now) */
+bool sess_qos2_in_remove(struct sess *s, uint16_t pid);
+
+/* ---- router.c ---- */
+
+/**
+ * Routes a published message to every matching subscriber: one delivery per
+ * session at the highest matching QoS, capped by the message's QoS; RETAIN
+ * cleared. @p m borrowed.
+ */
+void router_publish(struct node *n, struct msg *m);
+/** Sends the retained messages matching @p filter to @p s (RETAIN=1). */
+void router_send_retained(struct node *n, struct sess *s,
+			  struct mqtt_bytes filter, uint8_t qos);
+
+#endif
