@@ -36,7 +36,7 @@ typedef void (*retain_match_fn)(struct msg *m, void *arg);
  * @p fn must not change the store.
  */
 void retain_match(struct retain_store *rs, struct mqtt_bytes f,
-		  retain_match_fn fn, void *arg);
+                  retain_match_fn fn, void *arg);
 
 /** Number of retained messages. */
 size_t retain_count(const struct retain_store *rs);

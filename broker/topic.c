@@ -7,21 +7,18 @@
 #include "broker/topic.h"
 
 #include <assert.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+
+#include "broker/trie_int.h"
 
 /*
- * Literal children and subscribers live in open-addressing tables (linear
- * probing, backward-shift deletion, no tombstones), not sorted arrays: a
- * level like "devices/<id>" can have 10^5 children and a node 10^4
- * subscribers, and a sorted array would make every insertion an O(n)
- * memmove. Tables of up to 4 slots may fill up (a lookup probes at most 4),
- * larger ones stay at most 3/4 full and halve below 1/4. A one-slot table
- * is stored inline in the node, so the common node (one child, or one
- * subscriber) needs no second allocation. Levels are hashed with SipHash-1-3
- * keyed per tree, so that peers cannot pick levels that collide.
+ * Literal children sit in trie_int.h's tables. Subscribers live in the same
+ * kind of table, for the same reason (a node can have 10^4 of them), keyed
+ * by address: open addressing with linear probing and backward-shift
+ * deletion, sized by trie_tab_cap, one slot inline in the node.
  */
 
 struct sub_ent {
@@ -30,265 +27,39 @@ struct sub_ent {
 };
 
 struct tnode {
-	struct tnode *parent; /* NULL for the root */
-	struct tnode *plus;   /* '+' child */
-	struct tnode *hash;   /* '#' child */
-	/* literal children by level */
-	union {
-		struct tnode *one;  /* kid_cap == 1 */
-		struct tnode **tab; /* kid_cap > 1 */
-	} kids;
+	struct trie_node tn; /* parent, literal children by level, level */
+	struct tnode *plus;  /* '+' child */
+	struct tnode *hash;  /* '#' child */
 	/* subscribers of the filter ending here */
 	union {
 		struct sub_ent one;  /* sub_cap == 1 */
 		struct sub_ent *tab; /* sub_cap > 1 */
 	} subs;
-	uint32_t n_kids;  /* literal children */
-	uint32_t kid_cap; /* slots in kids, a power of two */
 	uint32_t n_subs;  /* subscribers */
 	uint32_t sub_cap; /* slots in subs, a power of two */
-	uint32_t lhash;   /* hash of level, keys the parent's table */
-	uint16_t len;     /* bytes of level */
-	uint8_t level[];  /* the level, not NUL-terminated */
+	uint8_t level[];  /* the level, tn.len bytes, not NUL-terminated */
 };
+
+static_assert(offsetof(struct tnode, tn) == 0, "a tnode is a trie_node");
 
 struct topic_tree {
 	struct tnode *root; /* level of no filter, never pruned */
 	size_t count;       /* (filter, subscriber) pairs */
-	size_t nodes;       /* nodes, root included */
-	uint64_t key[2];    /* SipHash key of the level hashes */
+	struct trie trie;   /* hash key and node count */
 };
 
 static const uint8_t empty[1];
 
-/* ---- hashing ---- */
-
-static uint64_t
-rotl(uint64_t x, int b)
+static struct tnode *
+node_of(struct trie_node *n)
 {
-	return (x << b) | (x >> (64 - b));
-}
-
-static void
-sip_round(uint64_t v[4])
-{
-	v[0] += v[1];
-	v[1] = rotl(v[1], 13) ^ v[0];
-	v[0] = rotl(v[0], 32);
-	v[2] += v[3];
-	v[3] = rotl(v[3], 16) ^ v[2];
-	v[0] += v[3];
-	v[3] = rotl(v[3], 21) ^ v[0];
-	v[2] += v[1];
-	v[1] = rotl(v[1], 17) ^ v[2];
-	v[2] = rotl(v[2], 32);
-}
-
-/* SipHash-1-3 of p[0..len) under key k. */
-static uint64_t
-siphash13(const uint64_t k[2], const uint8_t *p, size_t len)
-{
-	uint64_t v[4] = { k[0] ^ 0x736f6d6570736575u,
-		          k[1] ^ 0x646f72616e646f6du,
-		          k[0] ^ 0x6c7967656e657261u,
-		          k[1] ^ 0x7465646279746573u };
-	uint64_t m, last = (uint64_t)len << 56;
-	size_t i, j;
-
-	for (i = 0; i + 8 <= len; i += 8) {
-		m = 0;
-		for (j = 0; j < 8; j++)
-			m |= (uint64_t)p[i + j] << (8 * j);
-		v[3] ^= m;
-		sip_round(v);
-		v[0] ^= m;
-	}
-	for (j = 0; i + j < len; j++)
-		last |= (uint64_t)p[i + j] << (8 * j);
-	v[3] ^= last;
-	sip_round(v);
-	v[0] ^= last;
-	v[2] ^= 0xff;
-	sip_round(v);
-	sip_round(v);
-	sip_round(v);
-	return v[0] ^ v[1] ^ v[2] ^ v[3];
-}
-
-static uint64_t
-splitmix64(uint64_t *x)
-{
-	uint64_t z = (*x += 0x9e3779b97f4a7c15u);
-
-	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
-	z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
-	return z ^ (z >> 31);
-}
-
-/* A key peers cannot guess: the clock and ASLR'd heap and stack addresses. */
-static void
-hash_seed(uint64_t key[2], const void *salt)
-{
-	struct timespec ts = { 0 };
-	uint64_t x;
-
-	(void)clock_gettime(CLOCK_REALTIME, &ts);
-	x = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	x ^= (uint64_t)(uintptr_t)salt;
-	x = splitmix64(&x) ^ (uint64_t)(uintptr_t)&ts;
-	key[0] = splitmix64(&x);
-	key[1] = splitmix64(&x);
+	return (struct tnode *)n;
 }
 
 static uint32_t
 ptr_hash(const void *p)
 {
 	return (uint32_t)(((uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15u) >> 32);
-}
-
-/* Smallest table for n entries: full up to 4 slots, 3/4 beyond; 0 if none. */
-static uint32_t
-tab_cap_for(uint32_t n)
-{
-	uint32_t cap = 1;
-
-	while (cap < n || (cap > 4 && n > cap / 4 * 3)) {
-		if (cap > UINT32_MAX / 4)
-			return 0;
-		cap *= 2;
-	}
-	return cap;
-}
-
-/* ---- topic levels ---- */
-
-/* End of the level starting at pos: the index of its '/' or s.len. */
-static size_t
-level_end(struct mqtt_bytes s, size_t pos)
-{
-	const uint8_t *q = NULL;
-
-	if (pos < s.len)
-		q = memchr(s.p + pos, '/', s.len - pos);
-	return q ? (size_t)(q - s.p) : s.len;
-}
-
-/* Start of the level before the one at pos (pos > 0; s.len + 1 = past). */
-static size_t
-level_prev(struct mqtt_bytes s, size_t pos)
-{
-	size_t i = pos - 1;
-
-	while (i > 0 && s.p[i - 1] != '/')
-		i--;
-	return i;
-}
-
-static bool
-level_is(const uint8_t *p, size_t len, uint8_t c)
-{
-	return len == 1 && p[0] == c;
-}
-
-/* ---- literal children ---- */
-
-static struct tnode **
-kid_slots(struct tnode *n)
-{
-	return n->kid_cap == 1 ? &n->kids.one : n->kids.tab;
-}
-
-static struct tnode *
-kid_find(struct tnode *n, const uint8_t *p, size_t len, uint32_t h)
-{
-	struct tnode **s = kid_slots(n), *c;
-	uint32_t mask = n->kid_cap - 1, i, j = h & mask;
-
-	for (i = 0; i < n->kid_cap; i++, j = (j + 1) & mask) {
-		c = s[j];
-		if (!c)
-			return NULL;
-		if (c->lhash == h && c->len == len &&
-		    memcmp(c->level, p, len) == 0)
-			return c;
-	}
-	return NULL;
-}
-
-static void
-kid_place(struct tnode **s, uint32_t mask, struct tnode *c)
-{
-	uint32_t j = c->lhash & mask;
-
-	while (s[j])
-		j = (j + 1) & mask;
-	s[j] = c;
-}
-
-/* Rebuilds the table with cap slots; only a table of > 1 slot allocates. */
-static int
-kid_resize(struct tnode *n, uint32_t cap)
-{
-	struct tnode **old = kid_slots(n), **s, *one = NULL;
-	uint32_t i;
-
-	s = &one;
-	if (cap > 1) {
-		s = calloc(cap, sizeof(*s));
-		if (!s)
-			return ERR_NOMEM;
-	}
-	for (i = 0; i < n->kid_cap; i++)
-		if (old[i])
-			kid_place(s, cap - 1, old[i]);
-	if (n->kid_cap > 1)
-		free(old);
-	if (cap > 1)
-		n->kids.tab = s;
-	else
-		n->kids.one = one;
-	n->kid_cap = cap;
-	return 0;
-}
-
-static int
-kid_add(struct tnode *n, struct tnode *c)
-{
-	uint32_t cap = tab_cap_for(n->n_kids + 1);
-
-	if (!cap)
-		return ERR_NOMEM;
-	if (cap > n->kid_cap && kid_resize(n, cap))
-		return ERR_NOMEM;
-	kid_place(kid_slots(n), n->kid_cap - 1, c);
-	n->n_kids++;
-	return 0;
-}
-
-static void
-kid_del(struct tnode *n, struct tnode *c)
-{
-	struct tnode **s = kid_slots(n);
-	uint32_t mask = n->kid_cap - 1, i, j, home;
-
-	for (i = c->lhash & mask; s[i] != c; i = (i + 1) & mask)
-		assert(s[i]);
-	s[i] = NULL;
-	/* pull back the entries of the run whose probe passed slot i */
-	for (j = (i + 1) & mask; s[j]; j = (j + 1) & mask) {
-		home = s[j]->lhash & mask;
-		if (((j - home) & mask) >= ((j - i) & mask)) {
-			s[i] = s[j];
-			s[j] = NULL;
-			i = j;
-		}
-	}
-	n->n_kids--;
-	/* shrinking to one slot never allocates; a failed shrink is harmless */
-	if (n->n_kids <= 1 && n->kid_cap > 1)
-		(void)kid_resize(n, 1);
-	else if (n->kid_cap > 4 && n->n_kids < n->kid_cap / 4)
-		(void)kid_resize(n, n->kid_cap / 2);
 }
 
 /* ---- subscribers of one node ---- */
@@ -362,7 +133,7 @@ sub_put(struct tnode *n, void *sub, const struct topic_sub_opts *opts,
 		old->opts = *opts;
 		return 0;
 	}
-	cap = tab_cap_for(n->n_subs + 1);
+	cap = trie_tab_cap(n->n_subs + 1);
 	if (!cap)
 		return ERR_NOMEM;
 	if (cap > n->sub_cap && sub_resize(n, cap))
@@ -417,53 +188,52 @@ static struct tnode *
 node_new(struct topic_tree *t, struct tnode *parent, const uint8_t *p,
          size_t len, uint32_t h)
 {
-	struct tnode *n = malloc(sizeof(*n) + len);
+	struct trie_node *up = parent ? &parent->tn : NULL;
+	struct tnode *n =
+	        node_of(trie_node_new(&t->trie, up, sizeof(*n), p, len, h));
 
-	if (!n)
-		return NULL;
-	memset(n, 0, sizeof(*n));
-	n->parent = parent;
-	n->kid_cap = 1;
-	n->sub_cap = 1;
-	n->lhash = h;
-	n->len = (uint16_t)len;
-	if (len > 0)
-		memcpy(n->level, p, len);
-	t->nodes++;
+	if (n)
+		n->sub_cap = 1;
 	return n;
+}
+
+/* Frees the subscriber table of a node about to be freed. */
+static void
+node_fini(struct trie_node *tn)
+{
+	struct tnode *n = node_of(tn);
+
+	if (n->sub_cap > 1)
+		free(n->subs.tab);
 }
 
 static void
 node_free(struct topic_tree *t, struct tnode *n)
 {
-	if (n->kid_cap > 1)
-		free(n->kids.tab);
-	if (n->sub_cap > 1)
-		free(n->subs.tab);
-	free(n);
-	t->nodes--;
+	node_fini(&n->tn);
+	trie_node_free(&t->trie, &n->tn);
 }
 
 static bool
 node_is_empty(const struct tnode *n)
 {
-	return !n->n_subs && !n->n_kids && !n->plus && !n->hash;
+	return !n->n_subs && !n->tn.n_kids && !n->plus && !n->hash;
 }
 
 /* The literal child of n for level p[0..len), or NULL. */
 static struct tnode *
 kid_get(struct topic_tree *t, struct tnode *n, const uint8_t *p, size_t len)
 {
-	return kid_find(n, p, len, (uint32_t)siphash13(t->key, p, len));
+	return node_of(trie_kid_get(&t->trie, &n->tn, p, len));
 }
 
 /* The child of n for filter level p[0..len), or NULL. */
 static struct tnode *
 child_get(struct topic_tree *t, struct tnode *n, const uint8_t *p, size_t len)
 {
-	if (level_is(p, len, '+'))
+	if (trie_level_is(p, len, '+'))
 		return n->plus;
-	if (level_is(p, len, '#'))
+	if (trie_level_is(p, len, '#'))
 		return n->hash;
 	return kid_get(t, n, p, len);
 }
@@ -475,21 +245,21 @@ child_make(struct topic_tree *t, struct tnode *n, const uint8_t *p, size_t len)
 	struct tnode **wild = NULL, *c;
 	uint32_t h = 0;
 
-	if (level_is(p, len, '+'))
+	if (trie_level_is(p, len, '+'))
 		wild = &n->plus;
-	else if (level_is(p, len, '#'))
+	else if (trie_level_is(p, len, '#'))
 		wild = &n->hash;
 	if (wild) {
 		if (!*wild)
 			*wild = node_new(t, n, p, len, 0);
 		return *wild;
 	}
-	h = (uint32_t)siphash13(t->key, p, len);
-	c = kid_find(n, p, len, h);
+	h = trie_hash(&t->trie, p, len);
+	c = node_of(trie_kid_find(&t->trie, &n->tn, p, len, h));
 	if (c)
 		return c;
 	c = node_new(t, n, p, len, h);
-	if (c && kid_add(n, c)) {
+	if (c && trie_kid_add(&n->tn, &c->tn)) {
 		node_free(t, c);
 		return NULL;
 	}
@@ -503,13 +273,13 @@ prune(struct topic_tree *t, struct tnode *n)
 	struct tnode *p;
 
 	while (n != t->root && node_is_empty(n)) {
-		p = n->parent;
+		p = node_of(n->tn.parent);
 		if (p->plus == n)
 			p->plus = NULL;
 		else if (p->hash == n)
 			p->hash = NULL;
 		else
-			kid_del(p, n);
+			trie_kid_del(&p->tn, &n->tn);
 		node_free(t, n);
 		n = p;
 	}
@@ -525,7 +295,7 @@ topic_tree_new(void)
 	if (!t)
 		return NULL;
 	memset(t, 0, sizeof(*t));
-	hash_seed(t->key, t);
+	trie_init(&t->trie, offsetof(struct tnode, level), t);
 	t->root = node_new(t, NULL, NULL, 0, 0);
 	if (!t->root) {
 		free(t);
@@ -534,15 +304,11 @@ topic_tree_new(void)
 	return t;
 }
 
-/*
- * Detaches some child of n, or returns NULL: for freeing the tree without a
- * stack. Once the tree is being freed no lookup needs a node's lhash, so it
- * serves as the cursor of the scan of the node's own child table.
- */
-static struct tnode *
-child_pop(struct tnode *n)
+/* Detaches the '+' or else the '#' child of n, for freeing the tree. */
+static struct trie_node *
+wild_pop(struct trie_node *tn)
 {
-	struct tnode **s = kid_slots(n), *c = NULL;
+	struct tnode *n = node_of(tn), *c = NULL;
 
 	if (n->plus) {
 		c = n->plus;
@@ -551,33 +317,15 @@ child_pop(struct tnode *n)
 		c = n->hash;
 		n->hash = NULL;
 	}
-	while (!c && n->lhash > 0)
-		c = s[--n->lhash];
-	if (c)
-		c->lhash = c->kid_cap;
-	return c;
+	return c ? &c->tn : NULL;
 }
 
 void
 topic_tree_free(struct topic_tree *t)
 {
-	struct tnode *n, *c, *p;
-
 	if (!t)
 		return;
-	/* depth-first without a stack: the tree may be deep */
-	n = t->root;
-	n->lhash = n->kid_cap;
-	while (n) {
-		c = child_pop(n);
-		if (c) {
-			n = c;
-			continue;
-		}
-		p = n->parent;
-		node_free(t, n);
-		n = p;
-	}
+	trie_free_all(&t->trie, &t->root->tn, wild_pop, node_fini);
 	free(t);
 }
 
@@ -595,7 +343,7 @@ topic_tree_add(struct topic_tree *t, struct mqtt_bytes filter, void *sub,
 	if (!filter.p)
 		filter.p = empty;
 	for (pos = 0; pos <= filter.len; pos = end + 1) {
-		end = level_end(filter, pos);
+		end = trie_level_end(filter, pos);
 		c = child_make(t, n, filter.p + pos, end - pos);
 		if (!c)
 			goto out_prune;
@@ -624,7 +372,7 @@ topic_tree_remove(struct topic_tree *t, struct mqtt_bytes filter, void *sub)
 	if (!filter.p)
 		filter.p = empty;
 	for (pos = 0; n && pos <= filter.len; pos = end + 1) {
-		end = level_end(filter, pos);
+		end = trie_level_end(filter, pos);
 		n = child_get(t, n, filter.p + pos, end - pos);
 	}
 	if (!n || sub_del(n, sub))
@@ -663,20 +411,20 @@ topic_tree_match(struct topic_tree *t, struct mqtt_bytes topic,
 			c = n->plus;
 		else
 			c = kid_get(t, n, topic.p + pos,
-			            level_end(topic, pos) - pos);
+			            trie_level_end(topic, pos) - pos);
 		while (!c) {
 			if (n == root)
 				return;
-			p = n->parent;
-			pos = level_prev(topic, pos);
+			p = node_of(n->tn.parent);
+			pos = trie_level_prev(topic, pos);
 			if (n == p->plus) {
-				end = level_end(topic, pos);
+				end = trie_level_end(topic, pos);
 				c = kid_get(t, p, topic.p + pos, end - pos);
 			}
 			n = p;
 		}
 		n = c;
-		pos = level_end(topic, pos) + 1;
+		pos = trie_level_end(topic, pos) + 1;
 	}
 }
 
@@ -689,5 +437,5 @@ topic_tree_count(const struct topic_tree *t)
 size_t
 topic_tree_node_count(const struct topic_tree *t)
 {
-	return t->nodes;
+	return t->trie.nodes;
 }

@@ -15,8 +15,8 @@
 
 /** Options of one subscription. */
 struct topic_sub_opts {
-	uint8_t qos;            /* maximum QoS granted */
-	bool no_local;          /* v5: not to the publishing client */
+	uint8_t qos;              /* maximum QoS granted */
+	bool no_local;            /* v5: not to the publishing client */
 	bool retain_as_published; /* v5 */
 	uint8_t retain_handling;  /* v5: 0, 1, 2 */
 	uint32_t sub_id;          /* v5 subscription identifier, 0 = none */
@@ -38,14 +38,14 @@ void topic_tree_free(struct topic_tree *t);
  *   filter over 65535 bytes
  */
 int topic_tree_add(struct topic_tree *t, struct mqtt_bytes filter, void *sub,
-		   const struct topic_sub_opts *opts, bool *replaced);
+                   const struct topic_sub_opts *opts, bool *replaced);
 
 /** Removes @p sub's subscription to @p filter. @return 0 or ERR_NOTFOUND */
 int topic_tree_remove(struct topic_tree *t, struct mqtt_bytes filter,
-		      void *sub);
+                      void *sub);
 
 typedef void (*topic_match_fn)(void *sub, const struct topic_sub_opts *opts,
-			       void *arg);
+                               void *arg);
 
 /**
  * Calls @p fn once per (subscriber, matching filter) for topic name @p topic;
@@ -54,7 +54,7 @@ typedef void (*topic_match_fn)(void *sub, const struct topic_sub_opts *opts,
  * starting with '$'. @p fn must not change the tree.
  */
 void topic_tree_match(struct topic_tree *t, struct mqtt_bytes topic,
-		      topic_match_fn fn, void *arg);
+                      topic_match_fn fn, void *arg);
 
 /** Number of (filter, subscriber) pairs. */
 size_t topic_tree_count(const struct topic_tree *t);
