@@ -17,7 +17,7 @@
 
 #include <ini.h>
 
-#include "proto/err.h"
+#include "proto/proto.h"
 
 extern char **environ;
 

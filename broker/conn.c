@@ -22,14 +22,14 @@
 /* Output queued beyond this makes a connection "not reading": QoS 0
  * messages to it are dropped (QoS 1/2 are bounded by the window). */
 #define CONN_OUT_LIMIT (4u * 1024 * 1024)
-#define CONN_IOV_MAX 64
+#define CONN_IOV_MAX   64
 
 /* One encoded packet waiting to be written: header bytes, then the
  * payload of a msg by reference. */
 struct out_item {
 	struct out_item *next;
-	struct msg *m;    /* payload source or NULL; reference held */
-	size_t off;       /* bytes of this item already written */
+	struct msg *m; /* payload source or NULL; reference held */
+	size_t off;    /* bytes of this item already written */
 	size_t hdr_len;
 	uint8_t hdr[];
 };
@@ -41,20 +41,20 @@ enum conn_state {
 };
 
 struct conn {
-	struct event ev;          /* the socket: read, and write when blocked */
+	struct event ev; /* the socket: read, and write when blocked */
 	struct node *node;
-	struct conn *next;        /* node->conns */
+	struct conn *next; /* node->conns */
 	struct conn *prev;
-	struct conn *dirty_next;  /* node->dirty */
-	struct conn *reap_next;   /* node->reap */
-	struct sess *sess;        /* attached session, or NULL */
-	struct msg *will;         /* will message (qos, retain inside) */
-	uint8_t *rbuf;            /* partial packet, or NULL */
+	struct conn *dirty_next; /* node->dirty */
+	struct conn *reap_next;  /* node->reap */
+	struct sess *sess;       /* attached session, or NULL */
+	struct msg *will;        /* will message (qos, retain inside) */
+	uint8_t *rbuf;           /* partial packet, or NULL */
 	size_t rlen;
-	struct out_item *out;     /* output queue */
+	struct out_item *out; /* output queue */
 	struct out_item **out_tail;
 	size_t out_bytes;
-	uint64_t deadline;        /* ms: CONNECT timeout or keepalive */
+	uint64_t deadline; /* ms: CONNECT timeout or keepalive */
 	const char *close_why;
 	int fd;
 	uint16_t keepalive;
@@ -62,9 +62,9 @@ struct conn {
 	uint8_t state;
 	bool dirty;
 	bool want_write;
-	bool read_on;             /* EV_READ is in the interest set */
+	bool read_on; /* EV_READ is in the interest set */
 	bool will_on_close;
-	char addr[48];            /* peer address for logs */
+	char addr[48]; /* peer address for logs */
 };
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
@@ -116,8 +116,7 @@ conn_format_addr(struct conn *c, const struct sockaddr *sa)
 }
 
 void
-conn_accept(struct node *n, int fd, const struct sockaddr *sa,
-	    socklen_t salen)
+conn_accept(struct node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 {
 	struct conn *c;
 	int one = 1;
@@ -127,8 +126,8 @@ conn_accept(struct node *n, int fd, const struct sockaddr *sa,
 		n->stats.conn_refused++;
 		if (log_limit_ok(&n->log_lim, 10))
 			log_warn("connection refused reason=max_connections "
-				 "limit=%u",
-				 n->cfg->max_connections);
+			         "limit=%u",
+			         n->cfg->max_connections);
 		close(fd);
 		return;
 	}
@@ -146,7 +145,7 @@ conn_accept(struct node *n, int fd, const struct sockaddr *sa,
 	conn_format_addr(c, sa);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	event_assign(&c->ev, n->base, fd, EV_READ | EV_PERSIST, conn_on_event,
-		     c);
+	             c);
 	if (event_add(&c->ev, NULL) < 0) {
 		close(fd);
 		free(c);
@@ -210,16 +209,16 @@ conn_destroy(struct conn *c)
 	close(c->fd);
 	if (s && s->conn == c) {
 		log_info("client disconnected client=%s addr=%s reason=\"%s\"",
-			 s->client_id, c->addr,
-			 c->close_why ? c->close_why : "");
+		         s->client_id, c->addr,
+		         c->close_why ? c->close_why : "");
 	} else {
 		log_debug("connection closed addr=%s reason=\"%s\"", c->addr,
-			  c->close_why ? c->close_why : "");
+		          c->close_why ? c->close_why : "");
 	}
 	if (c->will && c->will_on_close) {
 		log_debug("publishing will client=%s topic=%.*s",
-			  conn_client_id(c), (int)c->will->topic_len,
-			  (const char *)c->will->data);
+		          conn_client_id(c), (int)c->will->topic_len,
+		          (const char *)c->will->data);
 		if (c->will->retain)
 			retain_set(n->retained, c->will);
 		router_publish(n, c->will);
@@ -286,9 +285,10 @@ conn_write(struct conn *c)
 
 	while (c->out) {
 		niov = 0;
-		for (it = c->out; it && niov < CONN_IOV_MAX - 1; it = it->next) {
+		for (it = c->out; it && niov < CONN_IOV_MAX - 1;
+		     it = it->next) {
 			struct mqtt_bytes pl = it->m ? msg_payload(it->m)
-						     : (struct mqtt_bytes){ 0 };
+			                             : (struct mqtt_bytes){ 0 };
 			if (it->off < it->hdr_len) {
 				iov[niov].iov_base = it->hdr + it->off;
 				iov[niov++].iov_len = it->hdr_len - it->off;
@@ -317,8 +317,8 @@ conn_write(struct conn *c)
 		c->node->stats.bytes_out += (uint64_t)w;
 		c->out_bytes -= (size_t)w;
 		while ((it = c->out) && w > 0) {
-			size_t total = it->hdr_len +
-				       (it->m ? it->m->payload_len : 0);
+			size_t total =
+			        it->hdr_len + (it->m ? it->m->payload_len : 0);
 			left = total - it->off;
 			if ((size_t)w < left) {
 				it->off += (size_t)w;
@@ -426,7 +426,7 @@ conn_refuse(struct conn *c, uint8_t rc, const char *why)
 	conn_send_packet(c, &pkt);
 	if (log_limit_ok(&c->node->log_lim, 20))
 		log_info("connection refused addr=%s rc=%u reason=\"%s\"",
-			 c->addr, rc, why);
+		         c->addr, rc, why);
 	conn_close(c, why, false);
 }
 
@@ -436,7 +436,7 @@ conn_generate_id(struct node *n, char *out, size_t len)
 {
 	do {
 		snprintf(out, len, "mqd-%s-%llx", n->cfg->node_name,
-			 (unsigned long long)++n->next_client_seq);
+		         (unsigned long long)++n->next_client_seq);
 	} while (sess_find(n, out, strlen(out)));
 	return 0;
 }
@@ -454,7 +454,7 @@ conn_attach_session(struct conn *c, const char *id, size_t len, bool clean)
 	if (s && s->conn) {
 		struct conn *old = s->conn;
 		log_info("session taken over client=%s old_addr=%s new_addr=%s",
-			 s->client_id, old->addr, c->addr);
+		         s->client_id, old->addr, c->addr);
 		old->sess = NULL;
 		s->conn = NULL;
 		/* The old connection ends without DISCONNECT: its will goes. */
@@ -491,7 +491,7 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	if (ck->version == MQTT_V5) {
 		/* TODO(#3): MQTT 5. Until then: unsupported version. */
 		conn_refuse(c, MQTT_RC_UNSUPPORTED_VERSION,
-			    "protocol level 5 not supported yet");
+		            "protocol level 5 not supported yet");
 		return;
 	}
 	rc = mqtt_client_id_check(ck->version, ck->clean_start, ck->client_id);
@@ -506,11 +506,11 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	}
 	if (ck->will) {
 		c->will = msg_new(ck->will_topic, ck->will_payload,
-				  (struct mqtt_bytes){ 0 }, ck->will_qos,
-				  ck->will_retain);
+		                  (struct mqtt_bytes){ 0 }, ck->will_qos,
+		                  ck->will_retain);
 		if (!c->will) {
 			conn_refuse(c, MQTT_CONNACK_V3_UNAVAILABLE,
-				    "out of memory");
+			            "out of memory");
 			return;
 		}
 	}
@@ -520,8 +520,8 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 		return;
 	}
 	c->keepalive = ck->keepalive;
-	c->deadline = ck->keepalive ? node_now_ms() + ck->keepalive * 1500ull
-				    : 0;
+	c->deadline =
+	        ck->keepalive ? node_now_ms() + ck->keepalive * 1500ull : 0;
 	c->state = CONN_ACTIVE;
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNACK;
@@ -530,9 +530,9 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	if (conn_send_packet(c, &pkt))
 		return;
 	log_info("client connected client=%s addr=%s proto=%u clean=%d "
-		 "keepalive=%u session_present=%d",
-		 c->sess->client_id, c->addr, ck->version, ck->clean_start,
-		 ck->keepalive, present);
+	         "keepalive=%u session_present=%d",
+	         c->sess->client_id, c->addr, ck->version, ck->clean_start,
+	         ck->keepalive, present);
 	if (present)
 		sess_resume(c->sess);
 }
@@ -550,12 +550,12 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *p)
 			conn_close(c, "out of memory", true);
 			return;
 		}
-		/* A re-sent QoS 2 PUBLISH before PUBREL: not delivered again. */
+		/* A QoS 2 PUBLISH re-sent before PUBREL: no new delivery. */
 		conn_send_ack(c, MQTT_PUBREC, p->packet_id);
 		return;
 	}
 	m = msg_new(p->topic, p->payload, (struct mqtt_bytes){ 0 }, p->qos,
-		    p->retain);
+	            p->retain);
 	if (!m) {
 		if (p->qos == 2)
 			sess_qos2_in_remove(c->sess, p->packet_id);
@@ -603,8 +603,8 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 		else
 			codes[i] = e.qos;
 		log_debug("subscribe client=%s filter=%.*s qos=%u rc=%u",
-			  c->sess->client_id, (int)e.filter.len,
-			  (const char *)e.filter.p, e.qos, codes[i]);
+		          c->sess->client_id, (int)e.filter.len,
+		          (const char *)e.filter.p, e.qos, codes[i]);
 		i++;
 	}
 	memset(&pkt, 0, sizeof(pkt));
@@ -614,12 +614,12 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 	if (conn_send_packet(c, &pkt) == 0) {
 		/* Retained messages follow the SUBACK [MQTT-3.8.4-3]. */
 		rd_init(&r, sub->entries.p, sub->entries.len);
-		for (i = 0; i < sub->count &&
-			    mqtt_sub_next(&r, c->version, &e) == 0;
+		for (i = 0;
+		     i < sub->count && mqtt_sub_next(&r, c->version, &e) == 0;
 		     i++) {
 			if (codes[i] != 0x80 && c->state != CONN_CLOSING)
 				router_send_retained(c->node, c->sess, e.filter,
-						     codes[i]);
+				                     codes[i]);
 		}
 	}
 	free(codes);
@@ -692,12 +692,12 @@ conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
  * CONNACK; everything else closes the connection. */
 static void
 conn_on_bad_packet(struct conn *c, uint8_t type, int err,
-		   const struct mqtt_packet *pkt)
+                   const struct mqtt_packet *pkt)
 {
 	if (log_limit_ok(&c->node->log_lim, 20))
 		log_info("bad packet client=%s addr=%s type=%s err=\"%s\"",
-			 conn_client_id(c), c->addr, mqtt_type_name(type),
-			 err_str(err));
+		         conn_client_id(c), c->addr, mqtt_type_name(type),
+		         err_str(err));
 	if (c->state == CONN_NEW && type == MQTT_CONNECT &&
 	    err == ERR_BAD_VERSION) {
 		/* [MQTT-3.1.2-2] an unsupported level gets 0x01, then close */
@@ -705,10 +705,9 @@ conn_on_bad_packet(struct conn *c, uint8_t type, int err,
 		if (pkt->u.connect.version == MQTT_V5)
 			c->version = MQTT_V5;
 		conn_refuse(c,
-			    c->version == MQTT_V5
-				    ? MQTT_RC_UNSUPPORTED_VERSION
-				    : MQTT_CONNACK_V3_BAD_VERSION,
-			    "unsupported protocol level");
+		            c->version == MQTT_V5 ? MQTT_RC_UNSUPPORTED_VERSION
+		                                  : MQTT_CONNACK_V3_BAD_VERSION,
+		            "unsupported protocol level");
 		return;
 	}
 	conn_close(c, err_str(err), c->state == CONN_ACTIVE);
@@ -728,7 +727,7 @@ conn_parse(struct conn *c, const uint8_t *p, size_t len)
 	memset(&pkt, 0, sizeof(pkt));
 	while (done < len && c->state != CONN_CLOSING) {
 		rc = mqtt_frame(p + done, len - done, n->cfg->max_packet_size,
-				&tf, &total);
+		                &tf, &total);
 		if (rc == ERR_AGAIN)
 			break;
 		if (rc) {
@@ -771,7 +770,7 @@ conn_read(struct conn *c)
 	r = read(c->fd, n->rx, n->rx_cap);
 	if (r == 0) {
 		conn_close(c, c->rlen ? "closed mid-packet" : "peer closed",
-			   c->state == CONN_ACTIVE);
+		           c->state == CONN_ACTIVE);
 		return;
 	}
 	if (r < 0) {

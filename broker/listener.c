@@ -23,7 +23,7 @@ struct listener {
 
 static void
 listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
-		   struct sockaddr *sa, int salen, void *arg)
+                   struct sockaddr *sa, int salen, void *arg)
 {
 	struct listener *l = arg;
 
@@ -40,19 +40,19 @@ listener_on_error(struct evconnlistener *lev, void *arg)
 	(void)lev;
 	if (log_limit_ok(&l->node->log_lim, 5))
 		log_warn("accept failed listener=%s err=\"%s\"", l->name,
-			 evutil_socket_error_to_string(err));
+		         evutil_socket_error_to_string(err));
 }
 
 static int
 listener_open(struct node *n, const struct addrinfo *ai)
 {
 	unsigned flags = LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
-			 LEV_OPT_REUSEABLE;
+	                 LEV_OPT_REUSEABLE;
 	char host[INET6_ADDRSTRLEN + 8] = "?", serv[16] = "?";
 	struct listener *l;
 
 	getnameinfo(ai->ai_addr, ai->ai_addrlen, host, sizeof(host), serv,
-		    sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
+	            sizeof(serv), NI_NUMERICHOST | NI_NUMERICSERV);
 	if (ai->ai_family == AF_INET6)
 		flags |= LEV_OPT_BIND_IPV6ONLY;
 	l = calloc(1, sizeof(*l));
@@ -60,13 +60,13 @@ listener_open(struct node *n, const struct addrinfo *ai)
 		return ERR_NOMEM;
 	l->node = n;
 	snprintf(l->name, sizeof(l->name),
-		 ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
-	l->lev = evconnlistener_new_bind(n->base, listener_on_accept, l, flags,
-					 1024, ai->ai_addr,
-					 (int)ai->ai_addrlen);
+	         ai->ai_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, serv);
+	l->lev =
+	        evconnlistener_new_bind(n->base, listener_on_accept, l, flags,
+	                                1024, ai->ai_addr, (int)ai->ai_addrlen);
 	if (!l->lev) {
 		log_error("cannot listen address=%s err=\"%s\"", l->name,
-			  strerror(errno));
+		          strerror(errno));
 		free(l);
 		return ERR_IO;
 	}
@@ -93,7 +93,7 @@ listener_open_all(struct node *n)
 	rc = getaddrinfo(bind && *bind ? bind : NULL, port, &hints, &res);
 	if (rc) {
 		log_error("cannot resolve bind address=%s err=\"%s\"",
-			  bind ? bind : "", gai_strerror(rc));
+		          bind ? bind : "", gai_strerror(rc));
 		return ERR_IO;
 	}
 	for (ai = res; ai; ai = ai->ai_next) {

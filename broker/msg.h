@@ -32,7 +32,7 @@ struct msg {
  *   the payload or props over UINT32_MAX
  */
 struct msg *msg_new(struct mqtt_bytes topic, struct mqtt_bytes payload,
-		    struct mqtt_bytes props, uint8_t qos, bool retain);
+                    struct mqtt_bytes props, uint8_t qos, bool retain);
 
 static inline struct msg *
 msg_ref(struct msg *m)
@@ -60,7 +60,7 @@ static inline struct mqtt_bytes
 msg_props(const struct msg *m)
 {
 	return (struct mqtt_bytes){ m->data + m->topic_len + m->payload_len,
-				    m->props_len };
+		                    m->props_len };
 }
 
 #endif

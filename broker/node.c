@@ -57,7 +57,7 @@ node_on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	n->stopping = true;
 	log_info("shutting down signal=%d connections=%u", (int)sig,
-		 n->n_conns);
+	         n->n_conns);
 	listener_close_all(n);
 	conn_close_all(n, "server shutting down");
 	conn_reap(n);
@@ -85,7 +85,7 @@ node_make_data_dir(const char *path)
 		rc = ERR_IO;
 	if (rc)
 		log_error("cannot create data directory path=%s err=\"%s\"",
-			  path, strerror(errno));
+		          path, strerror(errno));
 	free(p);
 	return rc;
 }
@@ -129,8 +129,8 @@ int
 node_run(struct node *n)
 {
 	log_info("mqd started version=%s node=%s port=%u data_dir=%s",
-		 MQD_VERSION, n->cfg->node_name, n->cfg->mqtt_port,
-		 n->cfg->data_dir);
+	         MQD_VERSION, n->cfg->node_name, n->cfg->mqtt_port,
+	         n->cfg->data_dir);
 	if (event_base_dispatch(n->base) < 0)
 		return ERR_IO;
 	return 0;

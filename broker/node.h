@@ -29,10 +29,10 @@ struct listener;
 /* Counters; exported as metrics by a later issue. */
 struct node_stats {
 	uint64_t conn_accepted;
-	uint64_t conn_refused;      /* over max_connections */
+	uint64_t conn_refused; /* over max_connections */
 	uint64_t conn_closed;
-	uint64_t msgs_in;           /* PUBLISH received */
-	uint64_t msgs_out;          /* PUBLISH sent */
+	uint64_t msgs_in;                 /* PUBLISH received */
+	uint64_t msgs_out;                /* PUBLISH sent */
 	uint64_t msgs_dropped_queue_full; /* session queue at max_queued */
 	uint64_t msgs_dropped_slow;       /* QoS 0 to a client not reading */
 	uint64_t msgs_dropped_offline;    /* QoS 0 to an offline session */
@@ -70,11 +70,11 @@ struct node {
 	struct route_hit *hits;   /* routing scratch */
 	size_t n_hits;
 	size_t hits_cap;
-	uint8_t *rx;              /* shared read buffer */
+	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;
-	struct event reap_ev;     /* frees closed connections */
-	struct event flush_ev;    /* writes dirty connections' output */
-	struct event tick_ev;     /* keepalive and CONNECT timeouts */
+	struct event reap_ev;  /* frees closed connections */
+	struct event flush_ev; /* writes dirty connections' output */
+	struct event tick_ev;  /* keepalive and CONNECT timeouts */
 	struct event sigint_ev;
 	struct event sigterm_ev;
 	struct node_stats stats;
@@ -106,7 +106,7 @@ void listener_close_all(struct node *n);
 
 /** Takes ownership of an accepted, non-blocking socket. */
 void conn_accept(struct node *n, int fd, const struct sockaddr *sa,
-		 socklen_t salen);
+                 socklen_t salen);
 /**
  * Closes a connection: stops its I/O at once and frees it later from the
  * reap event (never inside the caller's stack). Publishes the will when
@@ -119,7 +119,7 @@ void conn_close(struct conn *c, const char *why, bool send_will);
  * @return 0, or ERR_NOMEM (the connection is being closed then)
  */
 int conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len,
-	      struct msg *m);
+              struct msg *m);
 /** Encodes and queues a control packet. @return as conn_send */
 int conn_send_packet(struct conn *c, const struct mqtt_packet *pkt);
 /** Bytes queued for sending and not yet written. */
@@ -159,15 +159,15 @@ struct sess_out {
 };
 
 enum sess_out_state {
-	SESS_OUT_QUEUED,  /* not yet sent */
-	SESS_OUT_SENT,    /* PUBLISH sent, waiting for PUBACK/PUBREC */
-	SESS_OUT_PUBREL,  /* PUBREC received, PUBREL sent, waiting PUBCOMP */
+	SESS_OUT_QUEUED, /* not yet sent */
+	SESS_OUT_SENT,   /* PUBLISH sent, waiting for PUBACK/PUBREC */
+	SESS_OUT_PUBREL, /* PUBREC received, PUBREL sent, waiting PUBCOMP */
 };
 
 struct sess {
 	struct node *node;
-	struct conn *conn;  /* NULL while offline */
-	char *client_id;    /* NUL-terminated copy */
+	struct conn *conn; /* NULL while offline */
+	char *client_id;   /* NUL-terminated copy */
 	size_t id_len;
 	uint32_t hash;
 	bool clean;         /* ends when its connection ends */
@@ -175,24 +175,24 @@ struct sess {
 	uint64_t route_gen; /* == node->route_gen while matched */
 	size_t route_idx;   /* its slot in node->hits while matched */
 	struct sess_sub *subs;
-	struct sess_out *inflight;    /* sent, oldest first */
+	struct sess_out *inflight; /* sent, oldest first */
 	struct sess_out **inflight_tail;
 	uint32_t n_inflight;
-	struct sess_out *queue;       /* waiting, oldest first */
+	struct sess_out *queue; /* waiting, oldest first */
 	struct sess_out **queue_tail;
 	uint32_t n_queued;
 	uint16_t next_pid;
-	uint16_t *qos2_in;  /* incoming QoS 2 ids awaiting PUBREL */
+	uint16_t *qos2_in; /* incoming QoS 2 ids awaiting PUBREL */
 	uint32_t n_qos2_in;
 	uint32_t cap_qos2_in;
-	uint64_t dropped;   /* messages dropped for this session */
+	uint64_t dropped; /* messages dropped for this session */
 };
 
 /** The session of @p id, or NULL. */
 struct sess *sess_find(struct node *n, const char *id, size_t len);
 /** New empty session stored in the table. @return NULL on no memory */
-struct sess *sess_create(struct node *n, const char *id, size_t len,
-			 bool clean, uint8_t version);
+struct sess *sess_create(struct node *n, const char *id, size_t len, bool clean,
+                         uint8_t version);
 /** Removes the session from the table and frees it with its
  * subscriptions and queues. */
 void sess_destroy(struct sess *s);
@@ -201,7 +201,7 @@ void sess_destroy_all(struct node *n);
 
 /** Adds or replaces a subscription. @return 0 or ERR_NOMEM */
 int sess_subscribe(struct sess *s, struct mqtt_bytes filter,
-		   const struct topic_sub_opts *opts);
+                   const struct topic_sub_opts *opts);
 /** @return 0 or ERR_NOTFOUND */
 int sess_unsubscribe(struct sess *s, struct mqtt_bytes filter);
 
@@ -236,6 +236,6 @@ bool sess_qos2_in_remove(struct sess *s, uint16_t pid);
 void router_publish(struct node *n, struct msg *m);
 /** Sends the retained messages matching @p filter to @p s (RETAIN=1). */
 void router_send_retained(struct node *n, struct sess *s,
-			  struct mqtt_bytes filter, uint8_t qos);
+                          struct mqtt_bytes filter, uint8_t qos);
 
 #endif

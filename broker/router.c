@@ -74,7 +74,7 @@ router_on_retained(struct msg *m, void *arg)
 
 void
 router_send_retained(struct node *n, struct sess *s, struct mqtt_bytes filter,
-		     uint8_t qos)
+                     uint8_t qos)
 {
 	struct retained_ctx ctx = { s, qos };
 

@@ -38,7 +38,7 @@ sess_slot(struct sess_table *t, const char *id, size_t len, uint32_t h)
 			if (!tomb)
 				tomb = &t->slots[i];
 		} else if (s->hash == h && s->id_len == len &&
-			   memcmp(s->client_id, id, len) == 0) {
+		           memcmp(s->client_id, id, len) == 0) {
 			return &t->slots[i];
 		}
 		i = (i + 1) & mask;
@@ -84,7 +84,7 @@ sess_find(struct node *n, const char *id, size_t len)
 
 struct sess *
 sess_create(struct node *n, const char *id, size_t len, bool clean,
-	    uint8_t version)
+            uint8_t version)
 {
 	struct sess_table *t = &n->sessions;
 	struct sess **slot;
@@ -136,10 +136,11 @@ sess_free(struct sess *s)
 
 	for (sub = s->subs; sub; sub = next) {
 		next = sub->next;
-		topic_tree_remove(s->node->subs,
-				  (struct mqtt_bytes){ (const uint8_t *)sub->filter,
-						       sub->len },
-				  s);
+		topic_tree_remove(
+		        s->node->subs,
+		        (struct mqtt_bytes){ (const uint8_t *)sub->filter,
+		                             sub->len },
+		        s);
 		free(sub);
 	}
 	sess_out_free_list(s->inflight);
@@ -191,7 +192,7 @@ sess_sub_find(struct sess *s, struct mqtt_bytes f)
 
 int
 sess_subscribe(struct sess *s, struct mqtt_bytes filter,
-	       const struct topic_sub_opts *opts)
+               const struct topic_sub_opts *opts)
 {
 	struct sess_sub *sub = sess_sub_find(s, filter);
 	int rc;
@@ -239,7 +240,7 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 /* Encodes and queues one PUBLISH on the session's connection. */
 static void
 sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
-		  uint16_t pid, bool dup)
+                  uint16_t pid, bool dup)
 {
 	struct mqtt_publish pub;
 	uint8_t storage[512];
@@ -256,7 +257,7 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	if (mqtt_publish_header_encode(&b, conn_version(s->conn), &pub)) {
 		buf_init(&b); /* a long topic: encode on the heap */
 		if (mqtt_publish_header_encode(&b, conn_version(s->conn),
-					       &pub)) {
+		                               &pub)) {
 			buf_fini(&b);
 			conn_close(s->conn, "out of memory", true);
 			return;
@@ -336,9 +337,9 @@ sess_drop_oldest(struct sess *s)
 	s->dropped++;
 	if (log_limit_ok(&n->log_lim, 10))
 		log_warn("message dropped client=%s reason=queue_full "
-			 "max_queued=%u dropped_total=%llu",
-			 s->client_id, n->cfg->max_queued,
-			 (unsigned long long)s->dropped);
+		         "max_queued=%u dropped_total=%llu",
+		         s->client_id, n->cfg->max_queued,
+		         (unsigned long long)s->dropped);
 }
 
 void
@@ -391,7 +392,7 @@ sess_resume(struct sess *s)
 	for (o = s->inflight; o && s->conn; o = o->next) {
 		if (o->state == SESS_OUT_SENT) {
 			sess_send_publish(s, o->msg, o->qos, o->retain,
-					  o->packet_id, true);
+			                  o->packet_id, true);
 		} else {
 			memset(&pkt, 0, sizeof(pkt));
 			pkt.type = MQTT_PUBREL;
@@ -439,7 +440,7 @@ sess_on_puback(struct sess *s, uint16_t pid)
 
 	if (!o || o->qos != 1) {
 		log_debug("puback for unknown packet id client=%s id=%u",
-			  s->client_id, pid);
+		          s->client_id, pid);
 		return;
 	}
 	sess_inflight_remove(s, o, prev);
@@ -454,7 +455,7 @@ sess_on_pubrec(struct sess *s, uint16_t pid)
 
 	if (!o || o->qos != 2) {
 		log_debug("pubrec for unknown packet id client=%s id=%u",
-			  s->client_id, pid);
+		          s->client_id, pid);
 		return;
 	}
 	o->state = SESS_OUT_PUBREL;
@@ -474,7 +475,7 @@ sess_on_pubcomp(struct sess *s, uint16_t pid)
 
 	if (!o || o->state != SESS_OUT_PUBREL) {
 		log_debug("pubcomp for unknown packet id client=%s id=%u",
-			  s->client_id, pid);
+		          s->client_id, pid);
 		return;
 	}
 	sess_inflight_remove(s, o, prev);
