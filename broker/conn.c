@@ -204,6 +204,13 @@ conn_destroy(struct conn *c)
 	struct node *n = c->node;
 	struct sess *s = c->sess;
 
+	if (c->dirty) {
+		struct conn **pp = &n->dirty;
+		while (*pp != c)
+			pp = &(*pp)->dirty_next;
+		*pp = c->dirty_next;
+		c->dirty = false;
+	}
 	if (c->out)
 		conn_write(c); /* best effort: e.g. a CONNACK with an error */
 	close(c->fd);
