@@ -1,0 +1,291 @@
+"""Fixtures for the mqd integration tests.
+
+start_broker(**env)  factory: start one broker on a free 127.0.0.1 port with a
+                     temp data dir and extra MQD_<SECTION>_<KEY> environment
+                     (keyword names may be given as MQD_MQTT_MAX_INFLIGHT=2 or
+                     mqtt_max_inflight=2); returns a Broker. proc_env={...}
+                     adds other environment variables (e.g. ASAN_OPTIONS).
+broker               the default broker (start_broker() with no overrides).
+clients              factory for the three kinds of client, closed at teardown:
+                     clients.raw(broker), clients.paho(broker, ...),
+                     clients.sub(broker, *mosquitto_sub args),
+                     clients.pub(broker, *mosquitto_pub args).
+
+Teardown sends SIGTERM to the broker's PID only, waits with a deadline, and
+fails the test unless it exited with status 0 and its stderr holds no
+sanitizer report. The broker's stderr is kept in a file and attached to the
+report of a failed test.
+
+MQD_TEST_BROKER=mosquitto runs the suite against /usr/sbin/mosquitto (to check
+the tests themselves); config keys mosquitto has no counterpart for skip the
+test.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from clients import Clients
+
+MQD_BIN = os.environ.get("MQD_BIN", "/work/main/build/broker/mqd")
+MOSQUITTO_BIN = os.environ.get("MOSQUITTO_BIN", "/usr/sbin/mosquitto")
+BROKER_KIND = os.environ.get("MQD_TEST_BROKER", "mqd")
+
+START_TIMEOUT = 20.0   # generous: sanitizer builds start slowly
+STOP_TIMEOUT = 20.0
+SANITIZER_MARKERS = ("AddressSanitizer", "runtime error:", "LeakSanitizer")
+
+# mqd setting -> mosquitto.conf option (only used with MQD_TEST_BROKER=mosquitto)
+MOSQUITTO_OPTIONS = {
+    "MQD_MQTT_MAX_PACKET_SIZE": "max_packet_size",
+    "MQD_MQTT_MAX_CONNECTIONS": "max_connections",   # listener option
+    "MQD_MQTT_MAX_INFLIGHT": "max_inflight_messages",
+    "MQD_MQTT_MAX_QUEUED": "max_queued_messages",
+}
+
+_BROKERS = pytest.StashKey()
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    host = "127.0.0.1"
+
+    def __init__(self, kind, port, proc, log_path, data_dir, env):
+        self.kind = kind
+        self.port = port
+        self.proc = proc
+        self.pid = proc.pid
+        self.log_path = log_path
+        self.data_dir = data_dir
+        self.env = env            # the MQD_* overrides of this broker
+        self.stopped = False
+        self.start_failed = False
+        self.died = False
+        self.status = None
+
+    @property
+    def keepalive_grace(self):
+        """Seconds allowed after 1.5 x keepalive before the broker must have
+        closed an idle connection. mosquitto only checks keepalives every few
+        seconds, so it gets more slack when the suite is checked against it."""
+        return 2.0 if self.is_mqd else 5.0
+
+    @property
+    def is_mqd(self):
+        return self.kind == "mqd"
+
+    def require_mqd(self, why):
+        if not self.is_mqd:
+            pytest.skip("mqd-specific: " + why)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def log_text(self):
+        try:
+            with open(self.log_path, "r", errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, max_chars=30000):
+        text = self.log_text()
+        if len(text) > max_chars:
+            text = "[... %d chars cut ...]\n" % (len(text) - max_chars) + text[-max_chars:]
+        return text
+
+    def rss_kb(self):
+        """VmRSS of the broker process in kB (from /proc/PID/status)."""
+        with open("/proc/%d/status" % self.pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        raise AssertionError("no VmRSS for pid %d" % self.pid)
+
+    def assert_alive(self):
+        rc = self.proc.poll()
+        assert rc is None, "broker exited with status %s\n%s" % (rc, self.log_tail())
+
+    def stop(self):
+        """SIGTERM by PID, wait with a deadline, return the exit status (or a
+        text saying what went wrong). Records in self.died whether the
+        process had already exited before it was asked to stop."""
+        if self.stopped:
+            return self.status
+        self.stopped = True
+        self.died = self.proc.poll() is not None
+        if not self.died:
+            os.kill(self.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                os.kill(self.pid, signal.SIGKILL)
+                self.proc.wait(STOP_TIMEOUT)
+                self.status = "did not exit within %.0fs of SIGTERM" % STOP_TIMEOUT
+                return self.status
+        self.status = self.proc.returncode
+        return self.status
+
+
+def _wait_port(proc, port, deadline):
+    """Poll-connect until the port accepts, the process dies, or deadline."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return True
+        except OSError:
+            # not listening yet: wait a little for the next poll (this is a
+            # poll interval under a deadline, not synchronisation)
+            time.sleep(0.02)
+    return False
+
+
+def _wait_log(proc, log_path, text, deadline):
+    """Poll the log file until it contains text, the process dies, or
+    deadline (poll interval under a deadline, not synchronisation)."""
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            return False
+        with open(log_path, "r", errors="replace") as f:
+            if text in f.read():
+                return True
+        time.sleep(0.02)
+    return False
+
+
+def _mosquitto_conf(port, data_dir, env):
+    unsupported = [k for k in env if k not in MOSQUITTO_OPTIONS]
+    if unsupported:
+        pytest.skip("mosquitto has no counterpart for " + ", ".join(sorted(unsupported)))
+    lines = [
+        "allow_anonymous true",
+        "persistence false",
+        "log_dest stderr",
+        "log_type all",
+        "connection_messages true",
+        "max_keepalive 65535",
+    ]
+    listener = ["listener %d 127.0.0.1" % port]
+    for key, value in env.items():
+        opt = MOSQUITTO_OPTIONS[key]
+        (listener if opt == "max_connections" else lines).append("%s %s" % (opt, value))
+    path = os.path.join(data_dir, "mosquitto.conf")
+    with open(path, "w") as f:
+        f.write("\n".join(lines + listener) + "\n")
+    return path
+
+
+def _normalise_env(env):
+    out = {}
+    for key, value in env.items():
+        key = key.upper()
+        if not key.startswith("MQD_"):
+            key = "MQD_" + key
+        out[key] = str(value)
+    return out
+
+
+@pytest.fixture
+def start_broker(request, tmp_path):
+    brokers = []
+    request.node.stash[_BROKERS] = brokers
+
+    def start(proc_env=None, **env):
+        env = _normalise_env(env)
+        n = len(brokers)
+        data_dir = tmp_path / ("data%d" % n)
+        data_dir.mkdir()
+        log_path = str(tmp_path / ("broker%d.stderr.log" % n))
+        for _attempt in range(3):
+            port = free_port()
+            if BROKER_KIND == "mosquitto":
+                conf = _mosquitto_conf(port, str(data_dir), env)
+                cmd = [MOSQUITTO_BIN, "-c", conf]
+                penv = dict(os.environ)
+            else:
+                cmd = [MQD_BIN, "--bind", "127.0.0.1", "-p", str(port),
+                       "--data-dir", str(data_dir), "--log-level", "debug",
+                       "--node-name", "test"]
+                penv = dict(os.environ)
+                penv.update(env)
+            penv.update(proc_env or {})
+            with open(log_path, "ab") as log:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
+                                        stderr=log, env=penv)
+            b = Broker(BROKER_KIND, port, proc, log_path, str(data_dir), env)
+            brokers.append(b)
+            deadline = time.monotonic() + START_TIMEOUT
+            if BROKER_KIND == "mosquitto":
+                # mosquitto miscounts a connection closed before CONNECT
+                # against max_connections: wait for its "running" log line
+                # instead of probing the port
+                ready = _wait_log(proc, log_path, " running", deadline)
+            else:
+                ready = _wait_port(proc, port, deadline)
+            if ready:
+                return b
+            if proc.poll() is None:
+                b.start_failed = True
+                b.stop()
+                pytest.fail("broker did not accept on port %d within %.0fs\n%s"
+                            % (port, START_TIMEOUT, b.log_tail()))
+            b.start_failed = True
+            if "in use" not in b.log_text():
+                pytest.fail("broker exited with status %s at start\n%s"
+                            % (proc.returncode, b.log_tail()))
+            # the free port was taken in the meantime: try another one
+        pytest.fail("could not start a broker on a free port")
+
+    yield start
+
+    problems = []
+    for b in brokers:
+        if b.start_failed:
+            continue          # reported when it happened
+        status = b.stop()
+        if b.died:
+            problems.append("broker pid %d died during the test (status %s)"
+                            % (b.pid, status))
+        elif status != 0:
+            problems.append("broker pid %d: exit status %s after SIGTERM, expected 0"
+                            % (b.pid, status))
+        text = b.log_text()
+        for marker in SANITIZER_MARKERS:
+            if marker in text:
+                problems.append("broker pid %d: %r in its stderr" % (b.pid, marker))
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)
+
+
+@pytest.fixture
+def broker(start_broker):
+    return start_broker()
+
+
+@pytest.fixture
+def clients(start_broker):
+    # depends on start_broker so that clients are torn down before brokers
+    c = Clients()
+    yield c
+    c.close_all()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    if rep.failed:
+        for b in item.stash.get(_BROKERS, []):
+            rep.sections.append(("%s pid %d port %d stderr (%s)" % (
+                b.kind, b.pid, b.port, b.log_path), b.log_tail()))
