@@ -136,6 +136,15 @@ class Broker:
         return self.status
 
 
+def _wait_exit(proc, timeout):
+    """Waits up to timeout for proc to exit; True when it has."""
+    try:
+        proc.wait(timeout)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+
 def _wait_port(proc, port, deadline):
     """Poll-connect until the port accepts, the process dies, or deadline."""
     while time.monotonic() < deadline:
@@ -145,9 +154,9 @@ def _wait_port(proc, port, deadline):
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return True
         except OSError:
-            # not listening yet: wait a little for the next poll (this is a
-            # poll interval under a deadline, not synchronisation)
-            time.sleep(0.02)
+            # not listening yet: wait for the process to exit, at most
+            # 20 ms, before the next try (a death ends the wait at once)
+            _wait_exit(proc, 0.02)
     return False
 
 
@@ -160,7 +169,7 @@ def _wait_log(proc, log_path, text, deadline):
         with open(log_path, "r", errors="replace") as f:
             if text in f.read():
                 return True
-        time.sleep(0.02)
+        _wait_exit(proc, 0.02)
     return False
 
 

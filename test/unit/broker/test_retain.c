@@ -11,51 +11,10 @@
 #include <string.h>
 
 #include "broker/retain.h"
+#include "test/unit/fault.h"
 
-/*
- * Fault injection: linked with -Wl,--wrap=malloc,--wrap=calloc, every
- * allocation goes through these and the n-th one after fault_arm(n) fails.
- * Without the flags they are never called and the fault tests pass vacuously
- * (fault_active() says so).
- */
-void *__real_malloc(size_t n) __attribute__((weak));
-void *__real_calloc(size_t n, size_t size) __attribute__((weak));
-void *__wrap_malloc(size_t n);
-void *__wrap_calloc(size_t n, size_t size);
-
-static long fault_left = -1; /* allocations before the failing one */
-
-static bool
-fault_hit(void)
-{
-	if (fault_left < 0 || fault_left-- > 0)
-		return false;
-	return true;
-}
-
-void *
-__wrap_malloc(size_t n)
-{
-	return fault_hit() ? NULL : __real_malloc(n);
-}
-
-void *
-__wrap_calloc(size_t n, size_t size)
-{
-	return fault_hit() ? NULL : __real_calloc(n, size);
-}
-
-static void
-fault_arm(long n)
-{
-	fault_left = n - 1;
-}
-
-static void
-fault_off(void)
-{
-	fault_left = -1;
-}
+/* Without the --wrap flags the wrappers are never called and the
+ * fault tests pass vacuously (fault_active() says so). */
 
 static bool
 fault_active(void)
