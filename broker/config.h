@@ -29,6 +29,10 @@ struct config {
 	uint16_t max_inflight;       /* default 32 (outgoing QoS 1/2 window) */
 	uint32_t max_queued;         /* default 1000 messages per session */
 	uint32_t connect_timeout_ms; /* default 10000 */
+	uint16_t receive_maximum; /* default 32: v5 incoming QoS 1/2 window */
+	uint16_t topic_alias_maximum; /* default 10: v5 aliases a client may set
+	                               */
+	uint16_t max_keepalive; /* default 0 = none: v5 Server Keep Alive */
 	/* [storage] */
 	enum config_durability durability; /* default sync */
 	uint32_t sync_interval_ms;         /* default 1000 */

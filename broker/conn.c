@@ -40,6 +40,21 @@ enum conn_state {
 	CONN_CLOSING, /* I/O stopped, waiting for the reaper */
 };
 
+/* A topic alias a client set (MQTT 5). */
+struct conn_alias {
+	uint8_t *topic; /* NULL while unset */
+	uint16_t len;
+};
+
+/* What an MQTT 5 client told us in CONNECT; absent on 3.1/3.1.1 ones. */
+struct conn_v5 {
+	uint32_t max_packet;      /* client's Maximum Packet Size, 0 = none */
+	uint32_t will_delay;      /* seconds */
+	uint16_t recv_max;        /* client's Receive Maximum */
+	uint16_t n_alias;         /* slots in alias (topic_alias_maximum) */
+	struct conn_alias *alias; /* allocated on first use */
+};
+
 struct conn {
 	struct event ev; /* the socket: read, and write when blocked */
 	struct node *node;
@@ -49,6 +64,7 @@ struct conn {
 	struct conn *reap_next;  /* node->reap */
 	struct sess *sess;       /* attached session, or NULL */
 	struct msg *will;        /* will message (qos, retain inside) */
+	struct conn_v5 *v5;      /* MQTT 5 state, NULL on 3.1/3.1.1 */
 	uint8_t *rbuf;           /* partial packet, or NULL */
 	size_t rlen;
 	struct out_item *out; /* output queue */
@@ -69,6 +85,37 @@ struct conn {
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_write(struct conn *c);
+
+uint32_t
+conn_window(const struct conn *c)
+{
+	uint32_t w = c->node->cfg->max_inflight;
+
+	/* [MQTT-3.3.4-9] v5: never more unacknowledged than the client's
+	 * Receive Maximum */
+	if (c->v5 && c->v5->recv_max < w)
+		w = c->v5->recv_max;
+	return w;
+}
+
+uint32_t
+conn_max_packet(const struct conn *c)
+{
+	return c->v5 ? c->v5->max_packet : 0;
+}
+
+static void
+conn_v5_free(struct conn_v5 *v)
+{
+	uint16_t i;
+
+	if (!v)
+		return;
+	for (i = 0; v->alias && i < v->n_alias; i++)
+		free(v->alias[i].topic);
+	free(v->alias);
+	free(v);
+}
 
 uint8_t
 conn_version(const struct conn *c)
@@ -182,6 +229,21 @@ conn_close(struct conn *c, const char *why, bool send_will)
 	event_active(&n->reap_ev, 0, 0);
 }
 
+void
+conn_abort(struct conn *c, uint8_t rc, const char *why)
+{
+	struct mqtt_packet pkt;
+
+	if (c->state == CONN_ACTIVE && c->version == MQTT_V5) {
+		/* [MQTT-4.13.1-1] v5: DISCONNECT with the reason first */
+		memset(&pkt, 0, sizeof(pkt));
+		pkt.type = MQTT_DISCONNECT;
+		pkt.u.disconnect.rc = rc;
+		conn_send_packet(c, &pkt);
+	}
+	conn_close(c, why, true);
+}
+
 static void
 conn_free_output(struct conn *c)
 {
@@ -222,20 +284,17 @@ conn_destroy(struct conn *c)
 		log_debug("connection closed addr=%s reason=\"%s\"", c->addr,
 		          c->close_why ? c->close_why : "");
 	}
-	if (c->will && c->will_on_close) {
-		log_debug("publishing will client=%s topic=%.*s",
-		          conn_client_id(c), (int)c->will->topic_len,
-		          (const char *)c->will->data);
+	if (s && s->conn == c) {
+		sess_detach(s, c->will_on_close ? c->will : NULL,
+		            c->v5 ? c->v5->will_delay : 0);
+	} else if (c->will && c->will_on_close) {
+		/* taken over: the old connection's will goes at once */
 		if (c->will->retain)
 			retain_set(n->retained, c->will);
 		router_publish(n, c->will);
 	}
 	msg_unref(c->will);
-	if (s && s->conn == c) {
-		s->conn = NULL;
-		if (s->clean)
-			sess_destroy(s);
-	}
+	conn_v5_free(c->v5);
 	conn_free_output(c);
 	free(c->rbuf);
 	n->n_conns--;
@@ -257,8 +316,17 @@ conn_reap(struct node *n)
 void
 conn_close_all(struct node *n, const char *why)
 {
-	while (n->conns)
-		conn_close(n->conns, why, false);
+	struct mqtt_packet pkt;
+	struct conn *c;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_DISCONNECT;
+	pkt.u.disconnect.rc = MQTT_RC_SERVER_SHUTTING_DOWN;
+	while ((c = n->conns)) {
+		if (c->state == CONN_ACTIVE && c->version == MQTT_V5)
+			conn_send_packet(c, &pkt);
+		conn_close(c, why, false);
+	}
 }
 
 /* Sets the socket event's interest: write while output is blocked, read
@@ -408,19 +476,6 @@ conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 	return rc;
 }
 
-/* Sends the ack of type @p type for @p pid. */
-static int
-conn_send_ack(struct conn *c, uint8_t type, uint16_t pid)
-{
-	struct mqtt_packet pkt;
-
-	memset(&pkt, 0, sizeof(pkt));
-	pkt.type = type;
-	pkt.flags = type == MQTT_PUBREL ? 2 : 0;
-	pkt.u.ack.packet_id = pid;
-	return conn_send_packet(c, &pkt);
-}
-
 /* A CONNACK that refuses the connection, then close. */
 static void
 conn_refuse(struct conn *c, uint8_t rc, const char *why)
@@ -449,10 +504,11 @@ conn_generate_id(struct node *n, char *out, size_t len)
 }
 
 /* Attaches the connection to its session: takeover of an older
- * connection, clean session handling. @return session present flag or
+ * connection, clean start handling. @return session present flag or
  * a negative ERR_* */
 static int
-conn_attach_session(struct conn *c, const char *id, size_t len, bool clean)
+conn_attach_session(struct conn *c, const char *id, size_t len, bool clean,
+                    uint32_t expiry)
 {
 	struct node *n = c->node;
 	struct sess *s = sess_find(n, id, len);
@@ -464,46 +520,121 @@ conn_attach_session(struct conn *c, const char *id, size_t len, bool clean)
 		         s->client_id, old->addr, c->addr);
 		old->sess = NULL;
 		s->conn = NULL;
-		/* The old connection ends without DISCONNECT: its will goes. */
-		conn_close(old, "session taken over", true);
+		/* [MQTT-3.1.4-3] The old connection ends without DISCONNECT
+		 * from its client: its will goes; v5 tells it 0x8E. */
+		conn_abort(old, MQTT_RC_SESSION_TAKEN_OVER,
+		           "session taken over");
 	}
-	if (s && (clean || s->clean)) {
-		sess_destroy(s);
+	if (s && (clean || s->expiry == 0)) {
+		sess_end(s);
 		s = NULL;
 	}
 	if (s) {
 		present = true;
 		s->version = c->version;
+		s->expire_at = 0;
+		/* [MQTT-3.1.3-9] v5: resumed in time, the delayed will is
+		 * not published */
+		msg_unref(s->will);
+		s->will = NULL;
 	} else {
-		s = sess_create(n, id, len, clean, c->version);
+		s = sess_create(n, id, len, expiry, c->version);
 		if (!s)
 			return ERR_NOMEM;
 	}
+	s->expiry = expiry;
 	s->conn = c;
 	c->sess = s;
 	return present;
+}
+
+/* MQTT 5 CONNECT properties: what the client accepts from us. */
+static int
+conn_v5_setup(struct conn *c, const struct mqtt_connect *ck)
+{
+	const struct mqtt_props *pr = &ck->props;
+	struct conn_v5 *v;
+
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return ERR_NOMEM;
+	v->recv_max = mqtt_props_has(pr, MQTT_PROP_RECEIVE_MAX)
+	                      ? pr->receive_max
+	                      : 65535;
+	if (mqtt_props_has(pr, MQTT_PROP_MAX_PACKET_SIZE))
+		v->max_packet = pr->max_packet_size;
+	if (ck->will && mqtt_props_has(&ck->will_props, MQTT_PROP_WILL_DELAY))
+		v->will_delay = ck->will_props.will_delay;
+	v->n_alias = c->node->cfg->topic_alias_maximum;
+	c->v5 = v;
+	return 0;
+}
+
+/* The CONNACK of an accepted connection, with the MQTT 5 properties that
+ * say what this server allows [MQTT-3.2.2-16..22] v5. */
+static int
+conn_send_connack(struct conn *c, bool present, bool assigned,
+                  uint16_t server_keepalive)
+{
+	const struct config *cfg = c->node->cfg;
+	struct mqtt_packet pkt;
+	struct mqtt_props *pr = &pkt.u.connack.props;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_CONNACK;
+	pkt.u.connack.session_present = present;
+	pkt.u.connack.rc = MQTT_RC_SUCCESS;
+	if (c->version != MQTT_V5)
+		return conn_send_packet(c, &pkt);
+	pr->receive_max = cfg->receive_maximum;
+	pr->max_packet_size = cfg->max_packet_size;
+	pr->topic_alias_max = cfg->topic_alias_maximum;
+	pr->shared_sub_available = 0; /* TODO(#3): shared subscriptions */
+	pr->present = (1ull << MQTT_PROP_RECEIVE_MAX) |
+	              (1ull << MQTT_PROP_MAX_PACKET_SIZE) |
+	              (1ull << MQTT_PROP_SHARED_SUB_AVAILABLE);
+	if (cfg->topic_alias_maximum)
+		pr->present |= 1ull << MQTT_PROP_TOPIC_ALIAS_MAX;
+	if (assigned) {
+		/* [MQTT-3.2.2-16] v5 */
+		pr->assigned_client_id = (struct mqtt_bytes){
+			(const uint8_t *)c->sess->client_id, c->sess->id_len
+		};
+		pr->present |= 1ull << MQTT_PROP_ASSIGNED_CLIENT_ID;
+	}
+	if (server_keepalive) {
+		/* [MQTT-3.2.2-21] v5 */
+		pr->server_keepalive = server_keepalive;
+		pr->present |= 1ull << MQTT_PROP_SERVER_KEEPALIVE;
+	}
+	return conn_send_packet(c, &pkt);
 }
 
 static void
 conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 {
 	struct node *n = c->node;
-	struct mqtt_packet pkt;
-	char gen[128];
+	bool v5 = ck->version == MQTT_V5;
 	const char *id = (const char *)ck->client_id.p;
 	size_t id_len = ck->client_id.len;
+	uint16_t keepalive = ck->keepalive, server_keepalive = 0;
+	uint32_t expiry;
+	char gen[128];
 	int present, rc;
 
 	c->version = ck->version;
-	if (ck->version == MQTT_V5) {
-		/* TODO(#3): MQTT 5. Until then: unsupported version. */
-		conn_refuse(c, MQTT_RC_UNSUPPORTED_VERSION,
-		            "protocol level 5 not supported yet");
+	if (v5 && mqtt_props_has(&ck->props, MQTT_PROP_AUTH_METHOD)) {
+		/* TODO(#3): enhanced authentication methods */
+		conn_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
+		            "unsupported authentication method");
 		return;
 	}
 	rc = mqtt_client_id_check(ck->version, ck->clean_start, ck->client_id);
 	if (rc) {
-		conn_refuse(c, MQTT_CONNACK_V3_ID_REJECTED, err_str(rc));
+		conn_refuse(c,
+		            v5 ? MQTT_RC_CLIENT_ID_INVALID
+		               : MQTT_CONNACK_V3_ID_REJECTED,
+		            err_str(rc));
 		return;
 	}
 	if (id_len == 0) {
@@ -511,77 +642,193 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 		id = gen;
 		id_len = strlen(gen);
 	}
-	if (ck->will) {
-		c->will = msg_new(ck->will_topic, ck->will_payload,
-		                  (struct mqtt_bytes){ 0 }, ck->will_qos,
-		                  ck->will_retain);
-		if (!c->will) {
-			conn_refuse(c, MQTT_CONNACK_V3_UNAVAILABLE,
-			            "out of memory");
-			return;
+	if (v5) {
+		expiry = ck->props.session_expiry; /* absent: 0 */
+		if (conn_v5_setup(c, ck))
+			goto out_nomem;
+		if (n->cfg->max_keepalive &&
+		    (keepalive == 0 || keepalive > n->cfg->max_keepalive)) {
+			keepalive = n->cfg->max_keepalive;
+			server_keepalive = keepalive;
 		}
+	} else {
+		expiry = ck->clean_start ? 0 : UINT32_MAX;
 	}
-	present = conn_attach_session(c, id, id_len, ck->clean_start);
-	if (present < 0) {
-		conn_refuse(c, MQTT_CONNACK_V3_UNAVAILABLE, "out of memory");
-		return;
+	if (ck->will) {
+		c->will = router_msg_new(n, ck->will_topic, ck->will_payload,
+		                         v5 ? &ck->will_props : NULL,
+		                         ck->will_qos, ck->will_retain);
+		if (!c->will)
+			goto out_nomem;
 	}
-	c->keepalive = ck->keepalive;
-	c->deadline =
-	        ck->keepalive ? node_now_ms() + ck->keepalive * 1500ull : 0;
+	present = conn_attach_session(c, id, id_len, ck->clean_start, expiry);
+	if (present < 0)
+		goto out_nomem;
+	c->keepalive = keepalive;
+	c->deadline = keepalive ? node_now_ms() + keepalive * 1500ull : 0;
 	c->state = CONN_ACTIVE;
-	memset(&pkt, 0, sizeof(pkt));
-	pkt.type = MQTT_CONNACK;
-	pkt.u.connack.session_present = present;
-	pkt.u.connack.rc = MQTT_CONNACK_V3_ACCEPTED;
-	if (conn_send_packet(c, &pkt))
+	if (conn_send_connack(c, present, ck->client_id.len == 0,
+	                      server_keepalive))
 		return;
 	log_info("client connected client=%s addr=%s proto=%u clean=%d "
 	         "keepalive=%u session_present=%d",
 	         c->sess->client_id, c->addr, ck->version, ck->clean_start,
-	         ck->keepalive, present);
+	         keepalive, present);
 	if (present)
 		sess_resume(c->sess);
+	return;
+out_nomem:
+	conn_refuse(c,
+	            v5 ? MQTT_RC_SERVER_UNAVAILABLE
+	               : MQTT_CONNACK_V3_UNAVAILABLE,
+	            "out of memory");
+}
+
+/* Sends an ack; MQTT 5 ones carry reason @p rc. */
+static int
+conn_send_ack_rc(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
+{
+	struct mqtt_packet pkt;
+
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = type;
+	pkt.flags = type == MQTT_PUBREL ? 2 : 0;
+	pkt.u.ack.packet_id = pid;
+	pkt.u.ack.rc = rc;
+	return conn_send_packet(c, &pkt);
+}
+
+/* Resolves an MQTT 5 Topic Alias [MQTT-3.3.2-12] v5: a topic with an
+ * alias sets it, an empty topic uses it. @return 0, or a reason code after
+ * which the connection is aborted */
+static uint8_t
+conn_topic_alias(struct conn *c, struct mqtt_publish *p)
+{
+	struct conn_v5 *v = c->v5;
+	struct conn_alias *a;
+	uint16_t id = p->props.topic_alias;
+
+	if (!mqtt_props_has(&p->props, MQTT_PROP_TOPIC_ALIAS))
+		return 0;
+	if (id == 0 || id > v->n_alias)
+		return MQTT_RC_TOPIC_ALIAS_INVALID; /* [MQTT-3.3.2-9] v5 */
+	if (!v->alias) {
+		v->alias = calloc(v->n_alias, sizeof(*v->alias));
+		if (!v->alias)
+			return MQTT_RC_UNSPECIFIED;
+	}
+	a = &v->alias[id - 1];
+	if (p->topic.len == 0) {
+		if (!a->topic)
+			return MQTT_RC_PROTOCOL_ERROR; /* unknown alias */
+		p->topic = (struct mqtt_bytes){ a->topic, a->len };
+		return 0;
+	}
+	free(a->topic);
+	a->topic = malloc(p->topic.len);
+	if (!a->topic)
+		return MQTT_RC_UNSPECIFIED;
+	memcpy(a->topic, p->topic.p, p->topic.len);
+	a->len = (uint16_t)p->topic.len;
+	return 0;
 }
 
 static void
-conn_on_publish(struct conn *c, const struct mqtt_publish *p)
+conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 {
 	struct node *n = c->node;
+	struct mqtt_publish p = *in;
 	struct msg *m;
+	size_t hits;
+	uint8_t rc;
 	int err = 0;
 
 	n->stats.msgs_in++;
-	if (p->qos == 2 && !sess_qos2_in_add(c->sess, p->packet_id, &err)) {
+	if (c->v5) {
+		rc = conn_topic_alias(c, &p);
+		if (rc) {
+			conn_abort(c, rc, "bad topic alias");
+			return;
+		}
+		if (mqtt_props_has(&p.props, MQTT_PROP_SUB_ID)) {
+			/* [MQTT-3.3.4-6] v5: not from a client */
+			conn_abort(c, MQTT_RC_PROTOCOL_ERROR,
+			           "subscription identifier in PUBLISH");
+			return;
+		}
+	}
+	if (p.qos == 2 && c->v5 &&
+	    c->sess->n_qos2_in >= n->cfg->receive_maximum) {
+		bool known = false;
+		uint32_t i;
+		for (i = 0; i < c->sess->n_qos2_in; i++)
+			known |= c->sess->qos2_in[i] == p.packet_id;
+		if (!known) {
+			/* [MQTT-3.3.4-7] v5 */
+			conn_abort(c, MQTT_RC_RECEIVE_MAX_EXCEEDED,
+			           "receive maximum exceeded");
+			return;
+		}
+	}
+	if (p.qos == 2 && !sess_qos2_in_add(c->sess, p.packet_id, &err)) {
 		if (err) {
-			conn_close(c, "out of memory", true);
+			conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
 			return;
 		}
 		/* A QoS 2 PUBLISH re-sent before PUBREL: no new delivery. */
-		conn_send_ack(c, MQTT_PUBREC, p->packet_id);
+		conn_send_ack_rc(c, MQTT_PUBREC, p.packet_id, 0);
 		return;
 	}
-	m = msg_new(p->topic, p->payload, (struct mqtt_bytes){ 0 }, p->qos,
-	            p->retain);
+	m = router_msg_new(n, p.topic, p.payload, c->v5 ? &p.props : NULL,
+	                   p.qos, p.retain);
 	if (!m) {
-		if (p->qos == 2)
-			sess_qos2_in_remove(c->sess, p->packet_id);
-		conn_close(c, "out of memory", true);
+		if (p.qos == 2)
+			sess_qos2_in_remove(c->sess, p.packet_id);
+		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
 		return;
 	}
-	m->id = ++n->next_msg_id;
 	m->origin = c->sess;
-	if (p->retain && retain_set(n->retained, m)) {
+	if (p.retain && retain_set(n->retained, m)) {
 		msg_unref(m);
-		conn_close(c, "out of memory", true);
+		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
 		return;
 	}
-	router_publish(n, m);
+	hits = router_publish(n, m);
 	msg_unref(m);
-	if (p->qos == 1)
-		conn_send_ack(c, MQTT_PUBACK, p->packet_id);
-	else if (p->qos == 2)
-		conn_send_ack(c, MQTT_PUBREC, p->packet_id);
+	/* v5: 0x10 tells the publisher nobody matched */
+	rc = hits ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
+	if (p.qos == 1)
+		conn_send_ack_rc(c, MQTT_PUBACK, p.packet_id, rc);
+	else if (p.qos == 2)
+		conn_send_ack_rc(c, MQTT_PUBREC, p.packet_id, rc);
+}
+
+/* Subscribes one SUBSCRIBE entry. @return the SUBACK code */
+static uint8_t
+conn_subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
+                   uint32_t sub_id, bool *existed)
+{
+	bool v5 = c->version == MQTT_V5;
+	struct topic_sub_opts opts;
+	static const char share[] = "$share/";
+
+	if (!mqtt_topic_filter_is_valid(e->filter))
+		return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
+	if (e->filter.len >= sizeof(share) - 1 &&
+	    memcmp(e->filter.p, share, sizeof(share) - 1) == 0)
+		/* TODO(#3): shared subscriptions */
+		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80;
+	memset(&opts, 0, sizeof(opts));
+	opts.qos = e->qos;
+	if (v5) {
+		opts.no_local = e->no_local;
+		opts.retain_as_published = e->retain_as_published;
+		opts.retain_handling = e->retain_handling;
+		opts.sub_id = sub_id;
+	}
+	if (sess_subscribe(c->sess, e->filter, &opts, existed))
+		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
+	return e->qos;
 }
 
 static void
@@ -589,26 +836,25 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 {
 	struct mqtt_packet pkt;
 	struct mqtt_sub_entry e;
-	struct topic_sub_opts opts;
 	struct rd r;
 	uint8_t *codes;
+	uint32_t sub_id = 0;
+	bool existed;
 	size_t i = 0;
 
-	codes = malloc(sub->count ? sub->count : 1);
+	if (mqtt_props_has(&sub->props, MQTT_PROP_SUB_ID))
+		sub_id = sub->props.sub_ids[0];
+	/* two bytes per entry: its code and whether it existed */
+	codes = malloc(sub->count ? 2 * sub->count : 1);
 	if (!codes) {
-		conn_close(c, "out of memory", true);
+		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
 		return;
 	}
 	rd_init(&r, sub->entries.p, sub->entries.len);
 	while (i < sub->count && mqtt_sub_next(&r, c->version, &e) == 0) {
-		memset(&opts, 0, sizeof(opts));
-		opts.qos = e.qos;
-		if (!mqtt_topic_filter_is_valid(e.filter))
-			codes[i] = 0x80;
-		else if (sess_subscribe(c->sess, e.filter, &opts))
-			codes[i] = 0x80;
-		else
-			codes[i] = e.qos;
+		existed = false;
+		codes[i] = conn_subscribe_one(c, &e, sub_id, &existed);
+		codes[sub->count + i] = existed;
 		log_debug("subscribe client=%s filter=%.*s qos=%u rc=%u",
 		          c->sess->client_id, (int)e.filter.len,
 		          (const char *)e.filter.p, e.qos, codes[i]);
@@ -619,14 +865,21 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 	pkt.u.suback.packet_id = sub->packet_id;
 	pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
 	if (conn_send_packet(c, &pkt) == 0) {
-		/* Retained messages follow the SUBACK [MQTT-3.8.4-3]. */
+		/* Retained messages follow the SUBACK [MQTT-3.8.4-3];
+		 * v5 Retain Handling 1: only for a new subscription, 2:
+		 * never [MQTT-3.3.1-9] [MQTT-3.3.1-10] v5 */
 		rd_init(&r, sub->entries.p, sub->entries.len);
 		for (i = 0;
 		     i < sub->count && mqtt_sub_next(&r, c->version, &e) == 0;
 		     i++) {
-			if (codes[i] != 0x80 && c->state != CONN_CLOSING)
-				router_send_retained(c->node, c->sess, e.filter,
-				                     codes[i]);
+			if (codes[i] >= 0x80 || c->state == CONN_CLOSING)
+				continue;
+			if (c->version == MQTT_V5 &&
+			    (e.retain_handling == 2 ||
+			     (e.retain_handling == 1 && codes[sub->count + i])))
+				continue;
+			router_send_retained(c->node, c->sess, e.filter,
+			                     codes[i], sub_id);
 		}
 	}
 	free(codes);
@@ -638,14 +891,49 @@ conn_on_unsubscribe(struct conn *c, const struct mqtt_subscribe *uns)
 	struct mqtt_packet pkt;
 	struct mqtt_bytes f;
 	struct rd r;
+	uint8_t *codes;
+	size_t i = 0;
 
+	codes = malloc(uns->count ? uns->count : 1);
+	if (!codes) {
+		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
 	rd_init(&r, uns->entries.p, uns->entries.len);
-	while (mqtt_unsub_next(&r, &f) == 0)
-		sess_unsubscribe(c->sess, f);
+	while (i < uns->count && mqtt_unsub_next(&r, &f) == 0)
+		codes[i++] = sess_unsubscribe(c->sess, f)
+		                     ? MQTT_RC_NO_SUBSCRIPTION_EXISTED
+		                     : MQTT_RC_SUCCESS;
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_UNSUBACK;
 	pkt.u.suback.packet_id = uns->packet_id;
+	if (c->version == MQTT_V5)
+		pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
 	conn_send_packet(c, &pkt);
+	free(codes);
+}
+
+/* DISCONNECT from the client. */
+static void
+conn_on_disconnect(struct conn *c, const struct mqtt_disconnect *d)
+{
+	struct sess *s = c->sess;
+
+	if (c->version == MQTT_V5 &&
+	    mqtt_props_has(&d->props, MQTT_PROP_SESSION_EXPIRY)) {
+		if (s->expiry == 0 && d->props.session_expiry != 0) {
+			/* [MQTT-3.14.2-2] v5 */
+			conn_abort(c, MQTT_RC_PROTOCOL_ERROR,
+			           "session expiry set from 0 in DISCONNECT");
+			return;
+		}
+		s->expiry = d->props.session_expiry;
+	}
+	/* A normal end discards the will [MQTT-3.1.2-10]; v5 0x04 asks
+	 * for it to be published. */
+	conn_close(c, "client disconnected",
+	           c->version == MQTT_V5 &&
+	                   d->rc == MQTT_RC_DISCONNECT_WITH_WILL);
 }
 
 /* Handles one decoded packet on an established connection. */
@@ -664,9 +952,12 @@ conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
 		break;
 	case MQTT_PUBREL:
 		/* Answered even for an unknown id, so a client that lost
-		 * our PUBCOMP can finish [MQTT-4.3.3-11]. */
-		sess_qos2_in_remove(c->sess, pkt->u.ack.packet_id);
-		conn_send_ack(c, MQTT_PUBCOMP, pkt->u.ack.packet_id);
+		 * our PUBCOMP can finish [MQTT-4.3.3-11]; v5 says 0x92. */
+		conn_send_ack_rc(
+		        c, MQTT_PUBCOMP, pkt->u.ack.packet_id,
+		        sess_qos2_in_remove(c->sess, pkt->u.ack.packet_id)
+		                ? MQTT_RC_SUCCESS
+		                : MQTT_RC_PACKET_ID_NOT_FOUND);
 		break;
 	case MQTT_PUBCOMP:
 		sess_on_pubcomp(c->sess, pkt->u.ack.packet_id);
@@ -683,14 +974,14 @@ conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
 		break;
 	}
 	case MQTT_DISCONNECT:
-		/* A normal end: the will is discarded [MQTT-3.1.2-10]. */
-		conn_close(c, "client disconnected", false);
+		conn_on_disconnect(c, &pkt->u.disconnect);
 		break;
 	case MQTT_CONNECT:
-		conn_close(c, "second CONNECT", true);
+		/* [MQTT-3.1.0-2] */
+		conn_abort(c, MQTT_RC_PROTOCOL_ERROR, "second CONNECT");
 		break;
 	default:
-		conn_close(c, "unexpected packet type", true);
+		conn_abort(c, MQTT_RC_PROTOCOL_ERROR, "unexpected packet type");
 		break;
 	}
 }
@@ -717,7 +1008,10 @@ conn_on_bad_packet(struct conn *c, uint8_t type, int err,
 		            "unsupported protocol level");
 		return;
 	}
-	conn_close(c, err_str(err), c->state == CONN_ACTIVE);
+	if (c->state == CONN_ACTIVE)
+		conn_abort(c, mqtt_rc_from_err(err), err_str(err));
+	else
+		conn_close(c, err_str(err), false);
 }
 
 /* Parses and handles every whole packet in [p, p+len).
@@ -849,6 +1143,7 @@ conn_tick(struct node *n, uint64_t now)
 			conn_close(c, "no CONNECT in time", false);
 		else
 			/* [MQTT-3.1.2-24] 1.5 x keepalive without a packet */
-			conn_close(c, "keepalive timeout", true);
+			conn_abort(c, MQTT_RC_KEEPALIVE_TIMEOUT,
+			           "keepalive timeout");
 	}
 }

@@ -42,9 +42,12 @@ node_on_flush(evutil_socket_t fd, short what, void *arg)
 static void
 node_on_tick(evutil_socket_t fd, short what, void *arg)
 {
+	uint64_t now = node_now_ms();
+
 	(void)fd;
 	(void)what;
-	conn_tick(arg, node_now_ms());
+	conn_tick(arg, now);
+	sess_tick(arg, now);
 }
 
 static void

@@ -36,6 +36,7 @@ struct node_stats {
 	uint64_t msgs_dropped_queue_full; /* session queue at max_queued */
 	uint64_t msgs_dropped_slow;       /* QoS 0 to a client not reading */
 	uint64_t msgs_dropped_offline;    /* QoS 0 to an offline session */
+	uint64_t msgs_dropped_too_large;  /* over a v5 client's packet size */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
 };
@@ -43,7 +44,10 @@ struct node_stats {
 /* One matched subscriber during routing (see router.c). */
 struct route_hit {
 	struct sess *sess;
-	struct topic_sub_opts opts; /* merged: highest QoS of its matches */
+	uint8_t qos;       /* highest QoS of its matching subscriptions */
+	bool rap;          /* one of them has Retain As Published */
+	uint8_t n_sub_ids; /* subscription identifiers of the matches */
+	uint32_t sub_ids[MQTT_MAX_SUB_IDS];
 };
 
 struct sess_table {
@@ -69,6 +73,7 @@ struct node {
 	uint64_t route_gen;       /* stamps sessions while routing */
 	struct route_hit *hits;   /* routing scratch */
 	size_t n_hits;
+	struct msg *routing; /* message being matched */
 	size_t hits_cap;
 	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;
@@ -127,6 +132,16 @@ size_t conn_pending(const struct conn *c);
 /** True when so much output is pending that the client is not reading:
  * QoS 0 messages to it are dropped. */
 bool conn_congested(const struct conn *c);
+/** Outgoing QoS 1/2 window: max_inflight, or less when an MQTT 5 client
+ * asked for less (Receive Maximum). */
+uint32_t conn_window(const struct conn *c);
+/** Largest packet the client accepts (MQTT 5), 0 = no limit. */
+uint32_t conn_max_packet(const struct conn *c);
+/**
+ * Sends DISCONNECT with reason @p rc first when the client speaks MQTT 5
+ * and is connected, then closes as conn_close (will published).
+ */
+void conn_abort(struct conn *c, uint8_t rc, const char *why);
 /** Protocol level of the connection. */
 uint8_t conn_version(const struct conn *c);
 /** Closes every connection (shutdown). */
@@ -156,6 +171,8 @@ struct sess_out {
 	uint8_t qos;        /* delivery QoS (after downgrade) */
 	uint8_t state;      /* enum sess_out_state */
 	bool retain;        /* RETAIN flag to send */
+	uint8_t n_sub_ids;  /* v5 subscription identifiers to send */
+	uint32_t *sub_ids;  /* owned, NULL when none */
 };
 
 enum sess_out_state {
@@ -170,7 +187,11 @@ struct sess {
 	char *client_id;   /* NUL-terminated copy */
 	size_t id_len;
 	uint32_t hash;
-	bool clean;         /* ends when its connection ends */
+	uint32_t expiry;    /* seconds kept offline: 0 = ends with its
+	                     * connection, UINT32_MAX = never expires */
+	uint64_t expire_at; /* ms when an offline session ends, 0 = never */
+	struct msg *will;   /* v5 delayed will, waiting for will_at */
+	uint64_t will_at;   /* ms */
 	uint8_t version;    /* protocol level of the last connection */
 	uint64_t route_gen; /* == node->route_gen while matched */
 	size_t route_idx;   /* its slot in node->hits while matched */
@@ -191,17 +212,25 @@ struct sess {
 /** The session of @p id, or NULL. */
 struct sess *sess_find(struct node *n, const char *id, size_t len);
 /** New empty session stored in the table. @return NULL on no memory */
-struct sess *sess_create(struct node *n, const char *id, size_t len, bool clean,
-                         uint8_t version);
+struct sess *sess_create(struct node *n, const char *id, size_t len,
+                         uint32_t expiry, uint8_t version);
 /** Removes the session from the table and frees it with its
  * subscriptions and queues. */
 void sess_destroy(struct sess *s);
+/** Ends a session: publishes its delayed will, if any, then destroys it. */
+void sess_end(struct sess *s);
+/** Its connection closed: ends the session, or keeps it offline until its
+ * expiry, holding @p will (taken) until @p will_delay seconds pass. */
+void sess_detach(struct sess *s, struct msg *will, uint32_t will_delay);
+/** Expires offline sessions and publishes delayed wills that are due. */
+void sess_tick(struct node *n, uint64_t now);
 /** Frees every session (shutdown). */
 void sess_destroy_all(struct node *n);
 
-/** Adds or replaces a subscription. @return 0 or ERR_NOMEM */
+/** Adds or replaces a subscription; @p existed says which.
+ * @return 0 or ERR_NOMEM */
 int sess_subscribe(struct sess *s, struct mqtt_bytes filter,
-                   const struct topic_sub_opts *opts);
+                   const struct topic_sub_opts *opts, bool *existed);
 /** @return 0 or ERR_NOTFOUND */
 int sess_unsubscribe(struct sess *s, struct mqtt_bytes filter);
 
@@ -211,7 +240,8 @@ int sess_unsubscribe(struct sess *s, struct mqtt_bytes filter);
  * session or a client that does not read).
  * @param m borrowed: the session takes its own reference when it keeps it
  */
-void sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain);
+void sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain,
+                  const uint32_t *sub_ids, size_t n_sub_ids);
 /** After (re)connect: re-sends in-flight messages (DUP set) and PUBRELs
  * in their original order, then sends from the queue. */
 void sess_resume(struct sess *s);
@@ -226,16 +256,28 @@ bool sess_qos2_in_add(struct sess *s, uint16_t pid, int *err);
 /** @return true when the id was present (and is removed now) */
 bool sess_qos2_in_remove(struct sess *s, uint16_t pid);
 
+/**
+ * Builds a struct msg from a PUBLISH or a will: copies topic and payload,
+ * keeps the properties to forward (payload format, content type,
+ * response topic, correlation data, user properties) and turns Message
+ * Expiry into an absolute time. @return NULL on no memory
+ */
+struct msg *router_msg_new(struct node *n, struct mqtt_bytes topic,
+                           struct mqtt_bytes payload,
+                           const struct mqtt_props *pr, uint8_t qos,
+                           bool retain);
+
 /* ---- router.c ---- */
 
 /**
  * Routes a published message to every matching subscriber: one delivery per
  * session at the highest matching QoS, capped by the message's QoS; RETAIN
- * cleared. @p m borrowed.
+ * cleared. @p m borrowed. @return the number of sessions it went to
  */
-void router_publish(struct node *n, struct msg *m);
+size_t router_publish(struct node *n, struct msg *m);
 /** Sends the retained messages matching @p filter to @p s (RETAIN=1). */
 void router_send_retained(struct node *n, struct sess *s,
-                          struct mqtt_bytes filter, uint8_t qos);
+                          struct mqtt_bytes filter, uint8_t qos,
+                          uint32_t sub_id);
 
 #endif

@@ -1,64 +1,127 @@
 /*
  * Routing of published messages: matches a topic against the subscription
  * trie, merges the matches of each session (one delivery per session, at
- * the highest matching QoS) and hands the message to the sessions.
+ * the highest matching QoS, with every matching subscription identifier)
+ * and hands the message to the sessions.
  */
 #include "broker/node.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+/* Properties a PUBLISH carries on to its subscribers [MQTT-3.3.2-4]
+ * [MQTT-3.3.2-15] [MQTT-3.3.2-17] [MQTT-3.3.2-18] v5; Message Expiry is
+ * kept apart (it counts down), Topic Alias and Subscription Identifier
+ * are per connection. */
+#define ROUTER_FORWARD_PROPS                  \
+	((1ull << MQTT_PROP_PAYLOAD_FORMAT) | \
+	 (1ull << MQTT_PROP_CONTENT_TYPE) |   \
+	 (1ull << MQTT_PROP_RESPONSE_TOPIC) | \
+	 (1ull << MQTT_PROP_CORRELATION_DATA) | (1ull << MQTT_PROP_USER))
+
+struct msg *
+router_msg_new(struct node *n, struct mqtt_bytes topic,
+               struct mqtt_bytes payload, const struct mqtt_props *pr,
+               uint8_t qos, bool retain)
+{
+	struct mqtt_props fw;
+	struct mqtt_bytes props = { 0 };
+	uint8_t storage[256];
+	struct buf b;
+	struct msg *m;
+
+	buf_init_fixed(&b, storage, sizeof(storage));
+	if (pr && (pr->present & ROUTER_FORWARD_PROPS)) {
+		fw = *pr;
+		fw.present &= ROUTER_FORWARD_PROPS;
+		mqtt_props_encode(&b, &fw);
+		if (buf_failed(&b)) {
+			buf_init(&b);
+			mqtt_props_encode(&b, &fw);
+			if (buf_failed(&b)) {
+				buf_fini(&b);
+				return NULL;
+			}
+		}
+		props = (struct mqtt_bytes){ b.data, b.len };
+	}
+	m = msg_new(topic, payload, props, qos, retain);
+	buf_fini(&b);
+	if (!m)
+		return NULL;
+	m->id = ++n->next_msg_id;
+	if (pr && mqtt_props_has(pr, MQTT_PROP_MESSAGE_EXPIRY))
+		m->expiry_ms = node_now_ms() + pr->message_expiry * 1000ull;
+	return m;
+}
 
 static void
 router_on_match(void *sub, const struct topic_sub_opts *opts, void *arg)
 {
 	struct node *n = arg;
+	struct msg *m = n->routing;
 	struct sess *s = sub;
 	struct route_hit *h;
 
+	/* [MQTT-3.8.3-3] v5 No Local: not back to the publisher */
+	if (opts->no_local && m->origin == s)
+		return;
 	if (s->route_gen == n->route_gen) {
 		/* Overlapping subscriptions: deliver once, at the highest
-		 * QoS of the matches [MQTT-3.3.5-1]. */
+		 * QoS of the matches [MQTT-3.3.5-1], with all their
+		 * subscription identifiers [MQTT-3.3.4-3] v5. */
 		h = &n->hits[s->route_idx];
-		if (opts->qos > h->opts.qos)
-			h->opts.qos = opts->qos;
-		return;
-	}
-	if (n->n_hits == n->hits_cap) {
-		size_t cap = n->hits_cap ? n->hits_cap * 2 : 64;
-		h = realloc(n->hits, cap * sizeof(*h));
-		if (!h) {
-			s->dropped++;
-			return;
+	} else {
+		if (n->n_hits == n->hits_cap) {
+			size_t cap = n->hits_cap ? n->hits_cap * 2 : 64;
+			h = realloc(n->hits, cap * sizeof(*h));
+			if (!h) {
+				s->dropped++;
+				return;
+			}
+			n->hits = h;
+			n->hits_cap = cap;
 		}
-		n->hits = h;
-		n->hits_cap = cap;
+		s->route_gen = n->route_gen;
+		s->route_idx = n->n_hits;
+		h = &n->hits[n->n_hits++];
+		memset(h, 0, sizeof(*h));
+		h->sess = s;
 	}
-	s->route_gen = n->route_gen;
-	s->route_idx = n->n_hits;
-	n->hits[n->n_hits].sess = s;
-	n->hits[n->n_hits].opts = *opts;
-	n->n_hits++;
+	if (opts->qos > h->qos)
+		h->qos = opts->qos;
+	h->rap |= opts->retain_as_published;
+	if (opts->sub_id && h->n_sub_ids < MQTT_MAX_SUB_IDS)
+		h->sub_ids[h->n_sub_ids++] = opts->sub_id;
 }
 
-void
+size_t
 router_publish(struct node *n, struct msg *m)
 {
-	size_t i;
+	size_t i, hits;
 
 	n->route_gen++;
 	n->n_hits = 0;
+	n->routing = m;
 	topic_tree_match(n->subs, msg_topic(m), router_on_match, n);
-	for (i = 0; i < n->n_hits; i++) {
+	n->routing = NULL;
+	hits = n->n_hits;
+	for (i = 0; i < hits; i++) {
 		struct route_hit *h = &n->hits[i];
-		uint8_t qos = h->opts.qos < m->qos ? h->opts.qos : m->qos;
-		/* [MQTT-3.3.1-9] RETAIN is 0 on a live delivery */
-		sess_deliver(h->sess, m, qos, false);
+		uint8_t qos = h->qos < m->qos ? h->qos : m->qos;
+		/* [MQTT-3.3.1-9] 3.1.1: RETAIN is 0 on a live delivery;
+		 * v5 Retain As Published keeps it [MQTT-3.3.1-12] */
+		sess_deliver(h->sess, m, qos, h->rap && m->retain, h->sub_ids,
+		             h->n_sub_ids);
 	}
 	n->n_hits = 0;
+	return hits;
 }
 
 struct retained_ctx {
 	struct sess *sess;
 	uint8_t qos;
+	uint32_t sub_id;
 };
 
 static void
@@ -69,14 +132,15 @@ router_on_retained(struct msg *m, void *arg)
 
 	/* [MQTT-3.3.1-8] RETAIN is 1 on messages sent for a new
 	 * subscription */
-	sess_deliver(ctx->sess, m, qos, true);
+	sess_deliver(ctx->sess, m, qos, true, &ctx->sub_id,
+	             ctx->sub_id ? 1 : 0);
 }
 
 void
 router_send_retained(struct node *n, struct sess *s, struct mqtt_bytes filter,
-                     uint8_t qos)
+                     uint8_t qos, uint32_t sub_id)
 {
-	struct retained_ctx ctx = { s, qos };
+	struct retained_ctx ctx = { s, qos, sub_id };
 
 	retain_match(n->retained, filter, router_on_retained, &ctx);
 }

@@ -83,7 +83,7 @@ sess_find(struct node *n, const char *id, size_t len)
 }
 
 struct sess *
-sess_create(struct node *n, const char *id, size_t len, bool clean,
+sess_create(struct node *n, const char *id, size_t len, uint32_t expiry,
             uint8_t version)
 {
 	struct sess_table *t = &n->sessions;
@@ -105,7 +105,7 @@ sess_create(struct node *n, const char *id, size_t len, bool clean,
 	s->id_len = len;
 	s->hash = sess_hash(id, len);
 	s->node = n;
-	s->clean = clean;
+	s->expiry = expiry;
 	s->version = version;
 	s->inflight_tail = &s->inflight;
 	s->queue_tail = &s->queue;
@@ -118,14 +118,21 @@ sess_create(struct node *n, const char *id, size_t len, bool clean,
 }
 
 static void
+sess_out_free(struct sess_out *o)
+{
+	msg_unref(o->msg);
+	free(o->sub_ids);
+	free(o);
+}
+
+static void
 sess_out_free_list(struct sess_out *o)
 {
 	struct sess_out *next;
 
 	for (; o; o = next) {
 		next = o->next;
-		msg_unref(o->msg);
-		free(o);
+		sess_out_free(o);
 	}
 }
 
@@ -145,6 +152,7 @@ sess_free(struct sess *s)
 	}
 	sess_out_free_list(s->inflight);
 	sess_out_free_list(s->queue);
+	msg_unref(s->will);
 	free(s->qos2_in);
 	free(s->client_id);
 	free(s);
@@ -192,11 +200,12 @@ sess_sub_find(struct sess *s, struct mqtt_bytes f)
 
 int
 sess_subscribe(struct sess *s, struct mqtt_bytes filter,
-               const struct topic_sub_opts *opts)
+               const struct topic_sub_opts *opts, bool *existed)
 {
 	struct sess_sub *sub = sess_sub_find(s, filter);
 	int rc;
 
+	*existed = sub != NULL;
 	if (!sub) {
 		sub = malloc(sizeof(*sub) + filter.len);
 		if (!sub)
@@ -237,13 +246,53 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 	return ERR_NOTFOUND;
 }
 
-/* Encodes and queues one PUBLISH on the session's connection. */
+/* Fills the MQTT 5 properties of an outgoing PUBLISH: those the message
+ * carries, the remaining Message Expiry [MQTT-3.3.2-6] v5, and the
+ * subscription identifiers. */
 static void
+sess_publish_props(struct mqtt_props *pr, const struct msg *m,
+                   const uint32_t *sub_ids, size_t n_sub_ids, uint64_t now)
+{
+	struct rd r;
+	size_t i;
+
+	memset(pr, 0, sizeof(*pr));
+	if (m->props_len) {
+		rd_init(&r, msg_props(m).p, m->props_len);
+		if (mqtt_props_decode(&r, MQTT_PUBLISH, pr))
+			memset(pr, 0,
+			       sizeof(*pr)); /* cannot happen: we made it */
+	}
+	if (m->expiry_ms) {
+		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
+		pr->message_expiry = (uint32_t)((left + 999) / 1000);
+		pr->present |= 1ull << MQTT_PROP_MESSAGE_EXPIRY;
+	}
+	for (i = 0; i < n_sub_ids && i < MQTT_MAX_SUB_IDS; i++)
+		pr->sub_ids[i] = sub_ids[i];
+	pr->n_sub_ids = i;
+	if (i)
+		pr->present |= 1ull << MQTT_PROP_SUB_ID;
+}
+
+/* True when @p m expired before it could be sent [MQTT-3.3.2-5] v5. */
+static bool
+sess_msg_expired(const struct msg *m, uint64_t now)
+{
+	return m->expiry_ms && m->expiry_ms <= now;
+}
+
+/* Encodes and queues one PUBLISH on the session's connection.
+ * @return false when the client's Maximum Packet Size forbids it: the
+ * message is dropped for this client [MQTT-3.1.2-25] v5 */
+static bool
 sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
-                  uint16_t pid, bool dup)
+                  uint16_t pid, bool dup, const uint32_t *sub_ids,
+                  size_t n_sub_ids)
 {
 	struct mqtt_publish pub;
 	uint8_t storage[512];
+	uint32_t max;
 	struct buf b;
 
 	memset(&pub, 0, sizeof(pub));
@@ -253,6 +302,9 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	pub.packet_id = pid;
 	pub.topic = msg_topic(m);
 	pub.payload = msg_payload(m);
+	if (conn_version(s->conn) == MQTT_V5)
+		sess_publish_props(&pub.props, m, sub_ids, n_sub_ids,
+		                   node_now_ms());
 	buf_init_fixed(&b, storage, sizeof(storage));
 	if (mqtt_publish_header_encode(&b, conn_version(s->conn), &pub)) {
 		buf_init(&b); /* a long topic: encode on the heap */
@@ -260,12 +312,20 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 		                               &pub)) {
 			buf_fini(&b);
 			conn_close(s->conn, "out of memory", true);
-			return;
+			return true;
 		}
+	}
+	max = conn_max_packet(s->conn);
+	if (max && b.len + pub.payload.len > max) {
+		buf_fini(&b);
+		s->node->stats.msgs_dropped_too_large++;
+		s->dropped++;
+		return false;
 	}
 	if (conn_send(s->conn, b.data, b.len, m) == 0)
 		s->node->stats.msgs_out++;
 	buf_fini(&b);
+	return true;
 }
 
 static bool
@@ -290,6 +350,9 @@ sess_next_pid(struct sess *s)
 	return s->next_pid;
 }
 
+static void sess_inflight_remove(struct sess *s, struct sess_out *o,
+                                 struct sess_out *prev);
+
 /* Moves @p o into the in-flight window and sends it. */
 static void
 sess_send_out(struct sess *s, struct sess_out *o)
@@ -300,21 +363,32 @@ sess_send_out(struct sess *s, struct sess_out *o)
 	*s->inflight_tail = o;
 	s->inflight_tail = &o->next;
 	s->n_inflight++;
-	sess_send_publish(s, o->msg, o->qos, o->retain, o->packet_id, false);
+	if (!sess_send_publish(s, o->msg, o->qos, o->retain, o->packet_id,
+	                       false, o->sub_ids, o->n_sub_ids)) {
+		/* too large for the client: as if acknowledged */
+		struct sess_out *prev = NULL, *p;
+		for (p = s->inflight; p != o; p = p->next)
+			prev = p;
+		sess_inflight_remove(s, o, prev);
+	}
 }
 
 void
 sess_pump(struct sess *s)
 {
 	struct sess_out *o;
-	uint32_t window = s->node->cfg->max_inflight;
+	uint64_t now = node_now_ms();
 
-	while (s->conn && s->queue && s->n_inflight < window) {
+	while (s->conn && s->queue && s->n_inflight < conn_window(s->conn)) {
 		o = s->queue;
 		s->queue = o->next;
 		if (!s->queue)
 			s->queue_tail = &s->queue;
 		s->n_queued--;
+		if (sess_msg_expired(o->msg, now)) {
+			sess_out_free(o);
+			continue;
+		}
 		sess_send_out(s, o);
 	}
 }
@@ -331,8 +405,7 @@ sess_drop_oldest(struct sess *s)
 	if (!s->queue)
 		s->queue_tail = &s->queue;
 	s->n_queued--;
-	msg_unref(o->msg);
-	free(o);
+	sess_out_free(o);
 	n->stats.msgs_dropped_queue_full++;
 	s->dropped++;
 	if (log_limit_ok(&n->log_lim, 10))
@@ -343,11 +416,14 @@ sess_drop_oldest(struct sess *s)
 }
 
 void
-sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain)
+sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain,
+             const uint32_t *sub_ids, size_t n_sub_ids)
 {
 	struct node *n = s->node;
 	struct sess_out *o;
 
+	if (sess_msg_expired(m, node_now_ms()))
+		return;
 	if (qos == 0) {
 		if (!s->conn) {
 			n->stats.msgs_dropped_offline++;
@@ -358,7 +434,8 @@ sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain)
 			s->dropped++;
 			return;
 		}
-		sess_send_publish(s, m, 0, retain, 0, false);
+		sess_send_publish(s, m, 0, retain, 0, false, sub_ids,
+		                  n_sub_ids);
 		return;
 	}
 	o = calloc(1, sizeof(*o));
@@ -366,11 +443,21 @@ sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain)
 		s->dropped++;
 		return;
 	}
+	if (n_sub_ids) {
+		o->sub_ids = malloc(n_sub_ids * sizeof(*o->sub_ids));
+		if (!o->sub_ids) {
+			free(o);
+			s->dropped++;
+			return;
+		}
+		memcpy(o->sub_ids, sub_ids, n_sub_ids * sizeof(*o->sub_ids));
+		o->n_sub_ids = (uint8_t)n_sub_ids;
+	}
 	o->msg = msg_ref(m);
 	o->qos = qos;
 	o->retain = retain;
 	o->state = SESS_OUT_QUEUED;
-	if (s->conn && !s->queue && s->n_inflight < n->cfg->max_inflight) {
+	if (s->conn && !s->queue && s->n_inflight < conn_window(s->conn)) {
 		sess_send_out(s, o);
 		return;
 	}
@@ -392,7 +479,8 @@ sess_resume(struct sess *s)
 	for (o = s->inflight; o && s->conn; o = o->next) {
 		if (o->state == SESS_OUT_SENT) {
 			sess_send_publish(s, o->msg, o->qos, o->retain,
-			                  o->packet_id, true);
+			                  o->packet_id, true, o->sub_ids,
+			                  o->n_sub_ids);
 		} else {
 			memset(&pkt, 0, sizeof(pkt));
 			pkt.type = MQTT_PUBREL;
@@ -429,8 +517,7 @@ sess_inflight_remove(struct sess *s, struct sess_out *o, struct sess_out *prev)
 	if (s->inflight_tail == &o->next)
 		s->inflight_tail = prev ? &prev->next : &s->inflight;
 	s->n_inflight--;
-	msg_unref(o->msg);
-	free(o);
+	sess_out_free(o);
 }
 
 void
@@ -523,4 +610,73 @@ sess_qos2_in_remove(struct sess *s, uint16_t pid)
 		}
 	}
 	return false;
+}
+
+void
+sess_end(struct sess *s)
+{
+	struct node *n = s->node;
+	struct msg *will = s->will;
+
+	s->will = NULL;
+	if (will) {
+		/* [MQTT-3.1.2-8] v5: the session ends before the will delay */
+		if (will->retain)
+			retain_set(n->retained, will);
+		router_publish(n, will);
+		msg_unref(will);
+	}
+	sess_destroy(s);
+}
+
+void
+sess_detach(struct sess *s, struct msg *will, uint32_t will_delay)
+{
+	struct node *n = s->node;
+	uint64_t now = node_now_ms();
+
+	s->conn = NULL;
+	if (will && will_delay && s->expiry) {
+		/* v5 Will Delay Interval: held until it runs out, the session
+		 * ends, or a connection resumes the session [MQTT-3.1.3-9] */
+		msg_unref(s->will);
+		s->will = msg_ref(will);
+		s->will_at = now + will_delay * 1000ull;
+	} else if (will) {
+		if (will->retain)
+			retain_set(n->retained, will);
+		router_publish(n, will);
+	}
+	if (s->expiry == 0) {
+		sess_end(s);
+		return;
+	}
+	s->expire_at = s->expiry == UINT32_MAX ? 0 : now + s->expiry * 1000ull;
+}
+
+void
+sess_tick(struct node *n, uint64_t now)
+{
+	struct sess_table *t = &n->sessions;
+	size_t i;
+
+	/* Deleting leaves a tombstone and moves no other slot, so the walk
+	 * may end sessions as it goes. */
+	for (i = 0; i < t->cap; i++) {
+		struct sess *s = t->slots[i];
+		if (!s || s == SESS_TOMB || s->conn)
+			continue;
+		if (s->will && now >= s->will_at) {
+			struct msg *will = s->will;
+			s->will = NULL;
+			if (will->retain)
+				retain_set(n->retained, will);
+			router_publish(n, will);
+			msg_unref(will);
+		}
+		if (s->expire_at && now >= s->expire_at) {
+			log_info("session expired client=%s", s->client_id);
+			sess_end(s);
+		}
+	}
 }

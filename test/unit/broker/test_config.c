@@ -792,6 +792,9 @@ START_TEST(test_bounds)
 		{ "MQD_MQTT_MAX_INFLIGHT", 1, 65535 },
 		{ "MQD_MQTT_MAX_QUEUED", 1, 10000000 },
 		{ "MQD_MQTT_CONNECT_TIMEOUT_MS", 100, 3600000 },
+		{ "MQD_MQTT_RECEIVE_MAXIMUM", 1, 65535 },
+		{ "MQD_MQTT_TOPIC_ALIAS_MAXIMUM", 0, 65535 },
+		{ "MQD_MQTT_MAX_KEEPALIVE", 0, 65535 },
 		{ "MQD_STORAGE_SYNC_INTERVAL_MS", 1, 60000 },
 		{ "MQD_CLUSTER_PORT", 1, 65535 },
 		{ "MQD_ADMIN_PORT", 1, 65535 },
@@ -838,7 +841,7 @@ START_TEST(test_key_names_and_format)
 
 	for (i = 0; config_key_name(i, &section, &key); i++)
 		;
-	ck_assert_uint_eq(i, 22);
+	ck_assert_uint_eq(i, 25);
 	ck_assert(config_key_name(4, &section, &key));
 	ck_assert_str_eq(section, "mqtt");
 	ck_assert_str_eq(key, "port");
@@ -849,9 +852,9 @@ START_TEST(test_key_names_and_format)
 	ck_assert_str_eq(buf, "1999");
 	ck_assert_int_eq(config_key_format(&r.cfg, 2, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "info");
-	ck_assert_int_eq(config_key_format(&r.cfg, 10, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(config_key_format(&r.cfg, 13, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "sync");
-	ck_assert_int_eq(config_key_format(&r.cfg, 12, buf, sizeof(buf)), 0);
+	ck_assert_int_eq(config_key_format(&r.cfg, 15, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "1073741824");
 	ck_assert_int_eq(config_key_format(&r.cfg, 1, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "./data");
