@@ -589,10 +589,8 @@ conn_send_connack(struct conn *c, bool present, bool assigned,
 	pr->receive_max = cfg->receive_maximum;
 	pr->max_packet_size = cfg->max_packet_size;
 	pr->topic_alias_max = cfg->topic_alias_maximum;
-	pr->shared_sub_available = 0; /* TODO(#3): shared subscriptions */
 	pr->present = (1ull << MQTT_PROP_RECEIVE_MAX) |
-	              (1ull << MQTT_PROP_MAX_PACKET_SIZE) |
-	              (1ull << MQTT_PROP_SHARED_SUB_AVAILABLE);
+	              (1ull << MQTT_PROP_MAX_PACKET_SIZE);
 	if (cfg->topic_alias_maximum)
 		pr->present |= 1ull << MQTT_PROP_TOPIC_ALIAS_MAX;
 	if (assigned) {
@@ -808,16 +806,15 @@ static uint8_t
 conn_subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
                    uint32_t sub_id, bool *existed)
 {
-	bool v5 = c->version == MQTT_V5;
+	bool v5 = c->version == MQTT_V5, shared;
 	struct topic_sub_opts opts;
-	static const char share[] = "$share/";
+	struct mqtt_bytes f;
 
-	if (!mqtt_topic_filter_is_valid(e->filter))
+	if (!mqtt_topic_filter_is_valid(e->filter) ||
+	    share_parse(e->filter, &shared, &f))
 		return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
-	if (e->filter.len >= sizeof(share) - 1 &&
-	    memcmp(e->filter.p, share, sizeof(share) - 1) == 0)
-		/* TODO(#3): shared subscriptions */
-		return v5 ? MQTT_RC_SHARED_SUB_NOT_SUPPORTED : 0x80;
+	if (shared && v5 && e->no_local)
+		return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] v5 */
 	memset(&opts, 0, sizeof(opts));
 	opts.qos = e->qos;
 	if (v5) {
@@ -854,6 +851,12 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 	while (i < sub->count && mqtt_sub_next(&r, c->version, &e) == 0) {
 		existed = false;
 		codes[i] = conn_subscribe_one(c, &e, sub_id, &existed);
+		if (codes[i] == MQTT_RC_PROTOCOL_ERROR) {
+			free(codes);
+			conn_abort(c, MQTT_RC_PROTOCOL_ERROR,
+			           "no local on a shared subscription");
+			return;
+		}
 		codes[sub->count + i] = existed;
 		log_debug("subscribe client=%s filter=%.*s qos=%u rc=%u",
 		          c->sess->client_id, (int)e.filter.len,
@@ -872,7 +875,12 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 		for (i = 0;
 		     i < sub->count && mqtt_sub_next(&r, c->version, &e) == 0;
 		     i++) {
+			bool shared;
+			struct mqtt_bytes f;
 			if (codes[i] >= 0x80 || c->state == CONN_CLOSING)
+				continue;
+			/* none for a shared subscription (§3.8.4, §4.8.2 v5) */
+			if (share_parse(e.filter, &shared, &f) || shared)
 				continue;
 			if (c->version == MQTT_V5 &&
 			    (e.retain_handling == 2 ||

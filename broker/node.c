@@ -153,6 +153,7 @@ node_fini(struct node *n)
 		event_del(&n->sigterm_ev);
 	}
 	sess_destroy_all(n);
+	share_free_all(n);
 	retain_free(n->retained);
 	topic_tree_free(n->subs);
 	free(n->hits);

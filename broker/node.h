@@ -25,6 +25,7 @@
 struct conn;
 struct sess;
 struct listener;
+struct share_group;
 
 /* Counters; exported as metrics by a later issue. */
 struct node_stats {
@@ -73,7 +74,8 @@ struct node {
 	uint64_t route_gen;       /* stamps sessions while routing */
 	struct route_hit *hits;   /* routing scratch */
 	size_t n_hits;
-	struct msg *routing; /* message being matched */
+	struct msg *routing;        /* message being matched */
+	struct share_group *groups; /* shared subscription groups */
 	size_t hits_cap;
 	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;
@@ -266,6 +268,27 @@ struct msg *router_msg_new(struct node *n, struct mqtt_bytes topic,
                            struct mqtt_bytes payload,
                            const struct mqtt_props *pr, uint8_t qos,
                            bool retain);
+
+/* ---- share.c ---- */
+
+/**
+ * Splits a "$share/{name}/{filter}" filter. @p shared says whether @p f is
+ * one; then @p filter is its topic filter (a view into @p f).
+ * @return 0, or ERR_BAD_FILTER for a malformed shared filter
+ */
+int share_parse(struct mqtt_bytes f, bool *shared, struct mqtt_bytes *filter);
+/** Adds (or updates) @p s as a member of the group of @p full.
+ * @return 0 or ERR_NOMEM */
+int share_add(struct node *n, struct mqtt_bytes full, struct mqtt_bytes filter,
+              struct sess *s, const struct topic_sub_opts *opts);
+/** Removes @p s from the group of @p full, freeing an empty group.
+ * @return 0 or ERR_NOTFOUND */
+int share_remove(struct node *n, struct mqtt_bytes full, struct sess *s);
+/** Picks the member that gets the next message of @p qos.
+ * @return the member's subscription options; *out its session */
+const struct topic_sub_opts *share_pick(struct share_group *g, uint8_t qos,
+                                        struct sess **out);
+void share_free_all(struct node *n);
 
 /* ---- router.c ---- */
 

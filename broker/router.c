@@ -63,6 +63,8 @@ router_on_match(void *sub, const struct topic_sub_opts *opts, void *arg)
 	struct sess *s = sub;
 	struct route_hit *h;
 
+	if (opts->shared) /* one member of the group gets it [MQTT-4.8.2] */
+		opts = share_pick(sub, m->qos, &s);
 	/* [MQTT-3.8.3-3] v5 No Local: not back to the publisher */
 	if (opts->no_local && m->origin == s)
 		return;

@@ -24,6 +24,8 @@ sess_hash(const char *id, size_t len)
 
 #define SESS_TOMB ((struct sess *)1)
 
+static void sess_tree_remove(struct sess *s, struct mqtt_bytes filter);
+
 static struct sess **
 sess_slot(struct sess_table *t, const char *id, size_t len, uint32_t h)
 {
@@ -143,11 +145,9 @@ sess_free(struct sess *s)
 
 	for (sub = s->subs; sub; sub = next) {
 		next = sub->next;
-		topic_tree_remove(
-		        s->node->subs,
-		        (struct mqtt_bytes){ (const uint8_t *)sub->filter,
-		                             sub->len },
-		        s);
+		sess_tree_remove(
+		        s, (struct mqtt_bytes){ (const uint8_t *)sub->filter,
+		                                sub->len });
 		free(sub);
 	}
 	sess_out_free_list(s->inflight);
@@ -187,6 +187,33 @@ sess_destroy_all(struct node *n)
 	memset(t, 0, sizeof(*t));
 }
 
+/* Enters a subscription of @p s in the trie, or in its shared group. */
+static int
+sess_tree_add(struct sess *s, struct mqtt_bytes filter,
+              const struct topic_sub_opts *opts)
+{
+	struct mqtt_bytes f;
+	bool shared;
+
+	if (share_parse(filter, &shared, &f))
+		return ERR_BAD_FILTER;
+	if (shared)
+		return share_add(s->node, filter, f, s, opts);
+	return topic_tree_add(s->node->subs, filter, s, opts, NULL);
+}
+
+static void
+sess_tree_remove(struct sess *s, struct mqtt_bytes filter)
+{
+	struct mqtt_bytes f;
+	bool shared;
+
+	if (share_parse(filter, &shared, &f) == 0 && shared)
+		share_remove(s->node, filter, s);
+	else
+		topic_tree_remove(s->node->subs, filter, s);
+}
+
 static struct sess_sub *
 sess_sub_find(struct sess *s, struct mqtt_bytes f)
 {
@@ -212,7 +239,7 @@ sess_subscribe(struct sess *s, struct mqtt_bytes filter,
 			return ERR_NOMEM;
 		sub->len = (uint16_t)filter.len;
 		memcpy(sub->filter, filter.p, filter.len);
-		rc = topic_tree_add(s->node->subs, filter, s, opts, NULL);
+		rc = sess_tree_add(s, filter, opts);
 		if (rc) {
 			free(sub);
 			return rc;
@@ -221,7 +248,7 @@ sess_subscribe(struct sess *s, struct mqtt_bytes filter,
 		s->subs = sub;
 	} else {
 		/* [MQTT-3.8.4-3] an identical filter replaces the old one */
-		rc = topic_tree_add(s->node->subs, filter, s, opts, NULL);
+		rc = sess_tree_add(s, filter, opts);
 		if (rc)
 			return rc;
 	}
@@ -238,7 +265,7 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 		if (sub->len == filter.len &&
 		    memcmp(sub->filter, filter.p, filter.len) == 0) {
 			*pp = sub->next;
-			topic_tree_remove(s->node->subs, filter, s);
+			sess_tree_remove(s, filter);
 			free(sub);
 			return 0;
 		}

@@ -20,6 +20,7 @@ struct topic_sub_opts {
 	bool retain_as_published; /* v5 */
 	uint8_t retain_handling;  /* v5: 0, 1, 2 */
 	uint32_t sub_id;          /* v5 subscription identifier, 0 = none */
+	bool shared; /* the subscriber is a shared subscription group */
 };
 
 struct topic_tree;
