@@ -46,13 +46,28 @@ struct conn_alias {
 	uint16_t len;
 };
 
+/* A topic alias we set towards the client (MQTT 5). */
+struct conn_out_alias {
+	uint8_t *topic; /* NULL: free slot */
+	uint16_t len;
+	uint16_t id;
+};
+
+/* At most this many aliases are set towards one client, whatever larger
+ * maximum it allows: the table stays small. */
+#define CONN_OUT_ALIAS_MAX 256
+
 /* What an MQTT 5 client told us in CONNECT; absent on 3.1/3.1.1 ones. */
 struct conn_v5 {
-	uint32_t max_packet;      /* client's Maximum Packet Size, 0 = none */
-	uint32_t will_delay;      /* seconds */
-	uint16_t recv_max;        /* client's Receive Maximum */
-	uint16_t n_alias;         /* slots in alias (topic_alias_maximum) */
-	struct conn_alias *alias; /* allocated on first use */
+	uint32_t max_packet;        /* client's Maximum Packet Size, 0 = none */
+	uint32_t will_delay;        /* seconds */
+	uint16_t recv_max;          /* client's Receive Maximum */
+	uint16_t n_alias;           /* slots in alias (topic_alias_maximum) */
+	struct conn_alias *alias;   /* allocated on first use */
+	uint16_t out_max;           /* aliases we may set (client's maximum) */
+	uint16_t out_used;          /* aliases we have set: ids 1..out_used */
+	uint32_t out_cap;           /* slots in out (power of two) */
+	struct conn_out_alias *out; /* topic -> alias, open addressing */
 };
 
 struct conn {
@@ -98,6 +113,79 @@ conn_window(const struct conn *c)
 	return w;
 }
 
+static uint32_t
+conn_topic_hash(struct mqtt_bytes t)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	size_t i;
+
+	for (i = 0; i < t.len; i++)
+		h = (h ^ t.p[i]) * 16777619u;
+	return h;
+}
+
+uint16_t
+conn_alias_out(struct conn *c, struct mqtt_bytes topic, bool *known)
+{
+	struct conn_v5 *v = c->v5;
+	struct conn_out_alias *a;
+	uint32_t i;
+
+	*known = false;
+	if (!v || !v->out_max)
+		return 0;
+	if (!v->out) {
+		v->out_cap = 2u * v->out_max; /* load at most one half */
+		v->out_cap = v->out_cap < 8 ? 8 : v->out_cap;
+		while (v->out_cap & (v->out_cap - 1))
+			v->out_cap++;
+		v->out = calloc(v->out_cap, sizeof(*v->out));
+		if (!v->out) {
+			v->out_max = 0; /* no memory: send topics in full */
+			return 0;
+		}
+	}
+	for (i = conn_topic_hash(topic) & (v->out_cap - 1);;
+	     i = (i + 1) & (v->out_cap - 1)) {
+		a = &v->out[i];
+		if (!a->topic)
+			break;
+		if (a->len == topic.len &&
+		    memcmp(a->topic, topic.p, topic.len) == 0) {
+			*known = true;
+			return a->id;
+		}
+	}
+	if (v->out_used == v->out_max)
+		return 0; /* all set: this topic goes in full */
+	a->topic = malloc(topic.len ? topic.len : 1);
+	if (!a->topic)
+		return 0;
+	memcpy(a->topic, topic.p, topic.len);
+	a->len = (uint16_t)topic.len;
+	a->id = ++v->out_used;
+	return a->id;
+}
+
+void
+conn_alias_out_undo(struct conn *c, uint16_t id)
+{
+	struct conn_v5 *v = c->v5;
+	uint32_t i;
+
+	/* The newest entry ends its probe chain: removing it breaks none. */
+	if (!v || !v->out || id != v->out_used)
+		return;
+	for (i = 0; i < v->out_cap; i++) {
+		if (v->out[i].topic && v->out[i].id == id) {
+			free(v->out[i].topic);
+			v->out[i].topic = NULL;
+			v->out_used--;
+			return;
+		}
+	}
+}
+
 uint32_t
 conn_max_packet(const struct conn *c)
 {
@@ -114,6 +202,9 @@ conn_v5_free(struct conn_v5 *v)
 	for (i = 0; v->alias && i < v->n_alias; i++)
 		free(v->alias[i].topic);
 	free(v->alias);
+	for (i = 0; v->out && i < v->out_cap; i++)
+		free(v->out[i].topic);
+	free(v->out);
 	free(v);
 }
 
@@ -566,6 +657,10 @@ conn_v5_setup(struct conn *c, const struct mqtt_connect *ck)
 	if (ck->will && mqtt_props_has(&ck->will_props, MQTT_PROP_WILL_DELAY))
 		v->will_delay = ck->will_props.will_delay;
 	v->n_alias = c->node->cfg->topic_alias_maximum;
+	if (mqtt_props_has(pr, MQTT_PROP_TOPIC_ALIAS_MAX))
+		v->out_max = pr->topic_alias_max < CONN_OUT_ALIAS_MAX
+		                     ? pr->topic_alias_max
+		                     : CONN_OUT_ALIAS_MAX;
 	c->v5 = v;
 	return 0;
 }

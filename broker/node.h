@@ -137,6 +137,16 @@ bool conn_congested(const struct conn *c);
 /** Outgoing QoS 1/2 window: max_inflight, or less when an MQTT 5 client
  * asked for less (Receive Maximum). */
 uint32_t conn_window(const struct conn *c);
+/**
+ * The topic alias to use towards an MQTT 5 client that allows them: an
+ * alias already set for @p topic (*known true: send an empty topic), or a
+ * new one (*known false: send the topic with it once).
+ * @return the alias, or 0 to send the topic in full without one
+ */
+uint16_t conn_alias_out(struct conn *c, struct mqtt_bytes topic, bool *known);
+/** Takes back the alias conn_alias_out just set, when that PUBLISH was not
+ * sent after all. */
+void conn_alias_out_undo(struct conn *c, uint16_t id);
 /** Largest packet the client accepts (MQTT 5), 0 = no limit. */
 uint32_t conn_max_packet(const struct conn *c);
 /**

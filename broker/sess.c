@@ -329,9 +329,19 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	pub.packet_id = pid;
 	pub.topic = msg_topic(m);
 	pub.payload = msg_payload(m);
-	if (conn_version(s->conn) == MQTT_V5)
+	if (conn_version(s->conn) == MQTT_V5) {
+		bool known;
 		sess_publish_props(&pub.props, m, sub_ids, n_sub_ids,
 		                   node_now_ms());
+		/* the server's own aliases: a repeated topic costs 2 bytes */
+		pub.props.topic_alias =
+		        conn_alias_out(s->conn, pub.topic, &known);
+		if (pub.props.topic_alias) {
+			pub.props.present |= 1ull << MQTT_PROP_TOPIC_ALIAS;
+			if (known)
+				pub.topic.len = 0;
+		}
+	}
 	buf_init_fixed(&b, storage, sizeof(storage));
 	if (mqtt_publish_header_encode(&b, conn_version(s->conn), &pub)) {
 		buf_init(&b); /* a long topic: encode on the heap */
@@ -344,6 +354,8 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	}
 	max = conn_max_packet(s->conn);
 	if (max && b.len + pub.payload.len > max) {
+		if (pub.props.topic_alias && pub.topic.len)
+			conn_alias_out_undo(s->conn, pub.props.topic_alias);
 		buf_fini(&b);
 		s->node->stats.msgs_dropped_too_large++;
 		s->dropped++;

@@ -262,8 +262,11 @@ prop_number_store(struct mqtt_props *pr, uint32_t id, uint32_t n)
 	case MQTT_PROP_RECEIVE_MAX:
 		return prop_nonzero_store(NULL, &pr->receive_max, n);
 	case MQTT_PROP_TOPIC_ALIAS:
-		/* [MQTT-3.3.2-8] v5 */
-		return prop_nonzero_store(NULL, &pr->topic_alias, n);
+		/* Alias 0 [MQTT-3.3.2-8] v5 decodes: it is a Topic Alias
+		 * invalid error (0x94), which the receiver reports, not a
+		 * malformed property. */
+		pr->topic_alias = (uint16_t)n;
+		return 0;
 	case MQTT_PROP_MAX_PACKET_SIZE:
 		return prop_nonzero_store(&pr->max_packet_size, NULL, n);
 	case MQTT_PROP_TOPIC_ALIAS_MAX:
