@@ -62,6 +62,7 @@ struct conn_v5 {
 	uint32_t max_packet;        /* client's Maximum Packet Size, 0 = none */
 	uint32_t will_delay;        /* seconds */
 	uint16_t recv_max;          /* client's Receive Maximum */
+	bool no_problem_info;       /* Request Problem Information = 0 */
 	uint16_t n_alias;           /* slots in alias (topic_alias_maximum) */
 	struct conn_alias *alias;   /* allocated on first use */
 	uint16_t out_max;           /* aliases we may set (client's maximum) */
@@ -99,6 +100,8 @@ struct conn {
 };
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
+static void conn_set_reason(struct conn *c, struct mqtt_packet *p,
+                            const char *why);
 static void conn_write(struct conn *c);
 
 uint32_t
@@ -330,6 +333,7 @@ conn_abort(struct conn *c, uint8_t rc, const char *why)
 		memset(&pkt, 0, sizeof(pkt));
 		pkt.type = MQTT_DISCONNECT;
 		pkt.u.disconnect.rc = rc;
+		conn_set_reason(c, &pkt, why);
 		conn_send_packet(c, &pkt);
 	}
 	conn_close(c, why, true);
@@ -545,6 +549,70 @@ conn_flush_dirty(struct node *n)
 	}
 }
 
+/* The properties of a packet the server sends, or NULL. */
+static struct mqtt_props *
+conn_pkt_props(struct mqtt_packet *p)
+{
+	switch (p->type) {
+	case MQTT_CONNACK:
+		return &p->u.connack.props;
+	case MQTT_PUBACK:
+	case MQTT_PUBREC:
+	case MQTT_PUBREL:
+	case MQTT_PUBCOMP:
+		return &p->u.ack.props;
+	case MQTT_SUBACK:
+	case MQTT_UNSUBACK:
+		return &p->u.suback.props;
+	case MQTT_DISCONNECT:
+		return &p->u.disconnect.props;
+	default:
+		return NULL;
+	}
+}
+
+/* Adds a Reason String to an MQTT 5 packet: always allowed on CONNACK and
+ * DISCONNECT, on the others only while the client has not set Request
+ * Problem Information to 0 [MQTT-3.1.2-29] v5. @p why must outlive the
+ * send (a static string). */
+static void
+conn_set_reason(struct conn *c, struct mqtt_packet *p, const char *why)
+{
+	struct mqtt_props *pr = conn_pkt_props(p);
+
+	if (c->version != MQTT_V5 || !why || !pr)
+		return;
+	if (p->type != MQTT_CONNACK && p->type != MQTT_DISCONNECT && c->v5 &&
+	    c->v5->no_problem_info)
+		return;
+	pr->reason_string =
+	        (struct mqtt_bytes){ (const uint8_t *)why, strlen(why) };
+	pr->present |= 1ull << MQTT_PROP_REASON_STRING;
+}
+
+/* Encodes @p pkt; when it would exceed the client's Maximum Packet Size
+ * only because of its Reason String, that is left out [MQTT-3.1.2-25]. */
+static int
+conn_encode(struct conn *c, struct buf *b, const struct mqtt_packet *pkt)
+{
+	struct mqtt_packet bare;
+	struct mqtt_props *pr;
+	size_t start = b->len;
+	int rc;
+
+	rc = mqtt_encode(b, c->version, pkt);
+	if (rc || !c->v5 || !c->v5->max_packet ||
+	    b->len - start <= c->v5->max_packet)
+		return rc;
+	bare = *pkt;
+	pr = conn_pkt_props(&bare);
+	if (!pr || !mqtt_props_has(pr, MQTT_PROP_REASON_STRING))
+		return 0;
+	pr->present &= ~(1ull << MQTT_PROP_REASON_STRING);
+	b->len = start;
+	return mqtt_encode(b, c->version, &bare);
+}
+
 int
 conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 {
@@ -553,12 +621,12 @@ conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 	int rc;
 
 	buf_init_fixed(&b, storage, sizeof(storage));
-	rc = mqtt_encode(&b, c->version, pkt);
+	rc = conn_encode(c, &b, pkt);
 	if (rc == 0)
 		return conn_send(c, b.data, b.len, NULL);
 	/* Too large for the stack buffer (a long SUBACK): use the heap. */
 	buf_init(&b);
-	rc = mqtt_encode(&b, c->version, pkt);
+	rc = conn_encode(c, &b, pkt);
 	if (rc == 0)
 		rc = conn_send(c, b.data, b.len, NULL);
 	else
@@ -576,6 +644,7 @@ conn_refuse(struct conn *c, uint8_t rc, const char *why)
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_CONNACK;
 	pkt.u.connack.rc = rc;
+	conn_set_reason(c, &pkt, why);
 	conn_send_packet(c, &pkt);
 	if (log_limit_ok(&c->node->log_lim, 20))
 		log_info("connection refused addr=%s rc=%u reason=\"%s\"",
@@ -657,6 +726,9 @@ conn_v5_setup(struct conn *c, const struct mqtt_connect *ck)
 	if (ck->will && mqtt_props_has(&ck->will_props, MQTT_PROP_WILL_DELAY))
 		v->will_delay = ck->will_props.will_delay;
 	v->n_alias = c->node->cfg->topic_alias_maximum;
+	v->no_problem_info =
+	        mqtt_props_has(pr, MQTT_PROP_REQUEST_PROBLEM_INFO) &&
+	        pr->request_problem_info == 0;
 	if (mqtt_props_has(pr, MQTT_PROP_TOPIC_ALIAS_MAX))
 		v->out_max = pr->topic_alias_max < CONN_OUT_ALIAS_MAX
 		                     ? pr->topic_alias_max
@@ -716,6 +788,8 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	int present, rc;
 
 	c->version = ck->version;
+	if (v5 && conn_v5_setup(c, ck))
+		goto out_nomem;
 	if (v5 && mqtt_props_has(&ck->props, MQTT_PROP_AUTH_METHOD)) {
 		/* TODO(#3): enhanced authentication methods */
 		conn_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
@@ -737,8 +811,6 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	}
 	if (v5) {
 		expiry = ck->props.session_expiry; /* absent: 0 */
-		if (conn_v5_setup(c, ck))
-			goto out_nomem;
 		if (n->cfg->max_keepalive &&
 		    (keepalive == 0 || keepalive > n->cfg->max_keepalive)) {
 			keepalive = n->cfg->max_keepalive;
@@ -777,6 +849,22 @@ out_nomem:
 	            "out of memory");
 }
 
+/* Text for the Reason String of an ack that is not a plain success. */
+static const char *
+conn_rc_text(uint8_t rc)
+{
+	switch (rc) {
+	case MQTT_RC_NO_MATCHING_SUBSCRIBERS:
+		return "no matching subscribers";
+	case MQTT_RC_NO_SUBSCRIPTION_EXISTED:
+		return "no subscription existed";
+	case MQTT_RC_PACKET_ID_NOT_FOUND:
+		return "packet identifier not found";
+	default:
+		return NULL;
+	}
+}
+
 /* Sends an ack; MQTT 5 ones carry reason @p rc. */
 static int
 conn_send_ack_rc(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
@@ -788,6 +876,7 @@ conn_send_ack_rc(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
 	pkt.flags = type == MQTT_PUBREL ? 2 : 0;
 	pkt.u.ack.packet_id = pid;
 	pkt.u.ack.rc = rc;
+	conn_set_reason(c, &pkt, conn_rc_text(rc));
 	return conn_send_packet(c, &pkt);
 }
 
@@ -962,6 +1051,8 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 	pkt.type = MQTT_SUBACK;
 	pkt.u.suback.packet_id = sub->packet_id;
 	pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
+	if (memchr(codes, MQTT_RC_TOPIC_FILTER_INVALID, i))
+		conn_set_reason(c, &pkt, "invalid topic filter");
 	if (conn_send_packet(c, &pkt) == 0) {
 		/* Retained messages follow the SUBACK [MQTT-3.8.4-3];
 		 * v5 Retain Handling 1: only for a new subscription, 2:
@@ -1012,6 +1103,8 @@ conn_on_unsubscribe(struct conn *c, const struct mqtt_subscribe *uns)
 	pkt.u.suback.packet_id = uns->packet_id;
 	if (c->version == MQTT_V5)
 		pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
+	if (memchr(codes, MQTT_RC_NO_SUBSCRIPTION_EXISTED, i))
+		conn_set_reason(c, &pkt, "no subscription existed");
 	conn_send_packet(c, &pkt);
 	free(codes);
 }
