@@ -156,6 +156,63 @@ class PahoClient:
             pass
 
 
+class Paho5Client(PahoClient):
+    """PahoClient speaking MQTT 5.0 (paho's v5 callback signatures; Clean
+    Start and CONNECT properties on connect(); subscription options and
+    properties on subscribe(); PUBLISH properties on publish())."""
+
+    def __init__(self, broker, client_id=""):
+        # paho refuses a clean_session argument for 5.0 (Clean Start is a
+        # connect() argument there)
+        super().__init__(broker, client_id, clean_session=None,
+                         protocol=mqtt.MQTTv5)
+        self.connack_props = None
+
+    def _on_connect(self, client, userdata, flags, rc, properties=None):
+        self.connack = (dict(flags), rc.value if hasattr(rc, "value") else rc)
+        self.connack_props = properties
+        self.connected.set()
+
+    def _on_disconnect(self, client, userdata, rc, properties=None):
+        self.disconnect_rc = rc.value if hasattr(rc, "value") else rc
+        self.disconnected.set()
+
+    def _on_subscribe(self, client, userdata, mid, granted, properties=None):
+        with self._cond:
+            self._subacks[mid] = [g.value if hasattr(g, "value") else g for g in granted]
+            self._cond.notify_all()
+
+    def connect(self, keepalive=60, timeout=DEFAULT_TIMEOUT, expect_rc=0,
+                clean_start=True, properties=None):
+        self.c.connect(self.broker.host, self.broker.port, keepalive,
+                       clean_start=clean_start, properties=properties)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+        self._thread.start()
+        assert self.connected.wait(timeout), "paho: no CONNACK within %.0fs" % timeout
+        flags, rc = self.connack
+        assert rc == expect_rc, "paho: CONNACK rc %d, expected %d" % (rc, expect_rc)
+        return flags
+
+    def subscribe(self, topic, qos=0, options=None, properties=None,
+                  timeout=DEFAULT_TIMEOUT):
+        """Returns the SUBACK reason codes (ints)."""
+        if options is not None:
+            rc, mid = self.c.subscribe(topic, options=options, properties=properties)
+        else:
+            rc, mid = self.c.subscribe(topic, qos, properties=properties)
+        assert rc == mqtt.MQTT_ERR_SUCCESS, "paho subscribe rc %d" % rc
+        self._wait(lambda: mid in self._subacks, timeout, "no SUBACK for mid %d" % mid)
+        return self._subacks[mid]
+
+    def publish(self, topic, payload=None, qos=0, retain=False, properties=None,
+                timeout=DEFAULT_TIMEOUT):
+        info = self.c.publish(topic, payload, qos, retain, properties=properties)
+        assert info.rc == mqtt.MQTT_ERR_SUCCESS, "paho publish rc %d" % info.rc
+        self._wait(lambda: info.mid in self._published, timeout,
+                   "publish mid %d not completed" % info.mid)
+        return info.mid
+
+
 class MosquittoSub:
     """A mosquitto_sub process; its output lines are read by a thread.
 
@@ -239,6 +296,12 @@ class Clients:
 
     def paho(self, broker, client_id="", clean_session=True, protocol=mqtt.MQTTv311):
         c = PahoClient(broker, client_id, clean_session, protocol)
+        self._open.append(c)
+        return c
+
+    def paho5(self, broker, client_id=""):
+        """A paho client speaking MQTT 5.0 (Paho5Client)."""
+        c = Paho5Client(broker, client_id)
         self._open.append(c)
         return c
 

@@ -45,7 +45,13 @@ MOSQUITTO_OPTIONS = {
     "MQD_MQTT_MAX_CONNECTIONS": "max_connections",   # listener option
     "MQD_MQTT_MAX_INFLIGHT": "max_inflight_messages",
     "MQD_MQTT_MAX_QUEUED": "max_queued_messages",
+    # MQTT 5: mosquitto announces max_inflight_messages as its Receive Maximum
+    "MQD_MQTT_RECEIVE_MAXIMUM": "max_inflight_messages",
+    "MQD_MQTT_TOPIC_ALIAS_MAXIMUM": "max_topic_alias",   # listener option
+    "MQD_MQTT_MAX_KEEPALIVE": "max_keepalive",
 }
+# mosquitto options that belong in the listener block
+MOSQUITTO_LISTENER_OPTIONS = ("max_connections", "max_topic_alias")
 
 _BROKERS = pytest.StashKey()
 
@@ -188,7 +194,12 @@ def _mosquitto_conf(port, data_dir, env):
     listener = ["listener %d 127.0.0.1" % port]
     for key, value in env.items():
         opt = MOSQUITTO_OPTIONS[key]
-        (listener if opt == "max_connections" else lines).append("%s %s" % (opt, value))
+        if opt == "max_keepalive":
+            # replaces the default line above (0 is not "no maximum" there)
+            lines.remove("max_keepalive 65535")
+            value = value if value != "0" else "65535"
+        (listener if opt in MOSQUITTO_LISTENER_OPTIONS else lines).append(
+            "%s %s" % (opt, value))
     path = os.path.join(data_dir, "mosquitto.conf")
     with open(path, "w") as f:
         f.write("\n".join(lines + listener) + "\n")
