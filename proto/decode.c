@@ -345,11 +345,13 @@ publish_decode(struct rd *r, uint8_t version, uint8_t flags,
 		if (rc)
 			return rc;
 	}
-	/* [MQTT-4.7.3-1]; v5 §3.3.2.1: empty only with a Topic Alias */
-	if (pub->topic.len == 0 &&
-	    !(version == MQTT_V5 &&
-	      mqtt_props_has(&pub->props, MQTT_PROP_TOPIC_ALIAS)))
+	/* [MQTT-4.7.3-1]; v5 §3.3.2.1: empty only with a Topic Alias, and
+	 * without one it is a Protocol Error (0x82), not a bad name */
+	if (pub->topic.len == 0 && version != MQTT_V5)
 		return ERR_BAD_TOPIC;
+	if (pub->topic.len == 0 &&
+	    !mqtt_props_has(&pub->props, MQTT_PROP_TOPIC_ALIAS))
+		return ERR_PROTOCOL;
 	pub->payload.len = r->left;
 	return rd_bytes(r, r->left, &pub->payload.p);
 }

@@ -1120,11 +1120,12 @@ START_TEST(test_publish_malformed)
 	                     "\x00\x00"
 	                     "x"),
 	                 ERR_BAD_TOPIC);
-	/* [MQTT-4.7.3-1] v5, §3.3.2.1: empty only with a Topic Alias */
+	/* [MQTT-4.7.3-1] v5, §3.3.2.1: empty only with a Topic Alias;
+	 * without one a Protocol Error (0x82) */
 	ck_assert_int_eq(RAW(V5, 0x30,
 	                     "\x00\x00\x00"
 	                     "x"),
-	                 ERR_BAD_TOPIC);
+	                 ERR_PROTOCOL);
 	ck_assert_int_eq(RAW(V5, 0x30,
 	                     "\x00\x00\x03\x23\x00\x01"
 	                     "x"),
