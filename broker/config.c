@@ -76,6 +76,7 @@ static_assert(sizeof(enum config_durability) == sizeof(int),
 
 static const char *const config_level_names[] = { "error", "warn", "info",
 	                                          "debug", NULL };
+static const char *const config_bool_names[] = { "false", "true", NULL };
 static const char *const config_durability_names[] = { "sync", "relaxed",
 	                                               "none", NULL };
 
@@ -125,6 +126,10 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("admin", "token", CONFIG_T_STR, admin_token, 0, 1024, ""),
 	CONFIG_KEY("sys", "interval", CONFIG_T_U32, sys_interval, 0, 86400,
 	           "10"),
+	CONFIG_KEY("auth", "password_file", CONFIG_T_STR, auth_password_file, 0,
+	           4095, ""),
+	CONFIG_ENUM("auth", "allow_anonymous", auth_allow_anonymous, "true",
+	            config_bool_names),
 };
 
 #define CONFIG_NKEYS (sizeof(config_keys) / sizeof(config_keys[0]))

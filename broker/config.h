@@ -49,6 +49,9 @@ struct config {
 	char *admin_token;   /* default "" */
 	/* [sys] */
 	uint32_t sys_interval; /* seconds, default 10, 0 = off */
+	/* [auth] */
+	char *auth_password_file; /* default "": no authentication */
+	int auth_allow_anonymous; /* default 1 (true) */
 
 	char *config_path; /* file given with -c, or NULL */
 	bool test_only;    /* -t: check the configuration and exit */

@@ -5,6 +5,7 @@
  * packet is pending, the output queue only while output is pending, and
  * message payloads are written by reference with writev.
  */
+#include "broker/auth.h"
 #include "broker/node.h"
 
 #include <errno.h>
@@ -36,6 +37,7 @@ struct out_item {
 
 enum conn_state {
 	CONN_NEW,     /* waiting for CONNECT */
+	CONN_AUTH,    /* MQTT 5 enhanced authentication under way */
 	CONN_ACTIVE,  /* CONNACK sent */
 	CONN_CLOSING, /* I/O stopped, waiting for the reaper */
 };
@@ -69,6 +71,9 @@ struct conn_v5 {
 	uint16_t out_used;          /* aliases we have set: ids 1..out_used */
 	uint32_t out_cap;           /* slots in out (power of two) */
 	struct conn_out_alias *out; /* topic -> alias, open addressing */
+	struct auth_scram *scram;   /* SCRAM exchange under way */
+	uint8_t *connect_raw;       /* its CONNECT, decoded again at the end */
+	size_t connect_len;
 };
 
 struct conn {
@@ -208,6 +213,8 @@ conn_v5_free(struct conn_v5 *v)
 	for (i = 0; v->out && i < v->out_cap; i++)
 		free(v->out[i].topic);
 	free(v->out);
+	auth_scram_free(v->scram);
+	free(v->connect_raw);
 	free(v);
 }
 
@@ -741,7 +748,7 @@ conn_v5_setup(struct conn *c, const struct mqtt_connect *ck)
  * say what this server allows [MQTT-3.2.2-16..22] v5. */
 static int
 conn_send_connack(struct conn *c, bool present, bool assigned,
-                  uint16_t server_keepalive)
+                  uint16_t server_keepalive, const char *auth_data)
 {
 	const struct config *cfg = c->node->cfg;
 	struct mqtt_packet pkt;
@@ -767,6 +774,16 @@ conn_send_connack(struct conn *c, bool present, bool assigned,
 		};
 		pr->present |= 1ull << MQTT_PROP_ASSIGNED_CLIENT_ID;
 	}
+	if (auth_data) {
+		/* the SCRAM server-final-message, with its method */
+		pr->auth_method =
+		        (struct mqtt_bytes){ (const uint8_t *)AUTH_SCRAM_METHOD,
+			                     strlen(AUTH_SCRAM_METHOD) };
+		pr->auth_data = (struct mqtt_bytes){ (const uint8_t *)auth_data,
+			                             strlen(auth_data) };
+		pr->present |= (1ull << MQTT_PROP_AUTH_METHOD) |
+		               (1ull << MQTT_PROP_AUTH_DATA);
+	}
 	if (server_keepalive) {
 		/* [MQTT-3.2.2-21] v5 */
 		pr->server_keepalive = server_keepalive;
@@ -775,8 +792,10 @@ conn_send_connack(struct conn *c, bool present, bool assigned,
 	return conn_send_packet(c, &pkt);
 }
 
+/* Accepts an authenticated CONNECT: session, will, CONNACK. */
 static void
-conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
+conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
+                    const char *auth_data)
 {
 	struct node *n = c->node;
 	bool v5 = ck->version == MQTT_V5;
@@ -787,15 +806,6 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	char gen[128];
 	int present, rc;
 
-	c->version = ck->version;
-	if (v5 && conn_v5_setup(c, ck))
-		goto out_nomem;
-	if (v5 && mqtt_props_has(&ck->props, MQTT_PROP_AUTH_METHOD)) {
-		/* TODO(#3): enhanced authentication methods */
-		conn_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
-		            "unsupported authentication method");
-		return;
-	}
 	rc = mqtt_client_id_check(ck->version, ck->clean_start, ck->client_id);
 	if (rc) {
 		conn_refuse(c,
@@ -833,7 +843,7 @@ conn_on_connect(struct conn *c, const struct mqtt_connect *ck)
 	c->deadline = keepalive ? node_now_ms() + keepalive * 1500ull : 0;
 	c->state = CONN_ACTIVE;
 	if (conn_send_connack(c, present, ck->client_id.len == 0,
-	                      server_keepalive))
+	                      server_keepalive, auth_data))
 		return;
 	log_info("client connected client=%s addr=%s proto=%u clean=%d "
 	         "keepalive=%u session_present=%d",
@@ -847,6 +857,144 @@ out_nomem:
 	            v5 ? MQTT_RC_SERVER_UNAVAILABLE
 	               : MQTT_CONNACK_V3_UNAVAILABLE,
 	            "out of memory");
+}
+
+/* User name / password of a CONNECT without enhanced authentication.
+ * @return -1 when the client may go on, else the CONNACK code */
+static int
+conn_check_credentials(struct conn *c, const struct mqtt_connect *ck)
+{
+	const struct auth *a = &c->node->auth;
+	bool v5 = ck->version == MQTT_V5;
+
+	if (!a->enabled)
+		return -1;
+	if (!ck->has_username)
+		return a->allow_anonymous ? -1
+		       : v5               ? MQTT_RC_NOT_AUTHORIZED
+		                          : MQTT_CONNACK_V3_NOT_AUTHORIZED;
+	if (ck->has_password &&
+	    auth_check_password(a, ck->username, ck->password) == 0)
+		return -1;
+	return v5 ? MQTT_RC_BAD_USER_OR_PASSWORD
+	          : MQTT_CONNACK_V3_BAD_CREDENTIALS;
+}
+
+/* Starts SCRAM-SHA-256: AUTH 0x18 with the server-first-message. */
+static void
+conn_scram_start(struct conn *c, const struct mqtt_connect *ck,
+                 const uint8_t *raw, size_t len)
+{
+	struct conn_v5 *v = c->v5;
+	struct mqtt_packet pkt;
+	char *server_first;
+	int rc;
+
+	rc = auth_scram_start(&c->node->auth, ck->props.auth_data, &v->scram,
+	                      &server_first);
+	if (rc == ERR_NOMEM) {
+		conn_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	if (rc) {
+		conn_refuse(c, MQTT_RC_BAD_USER_OR_PASSWORD,
+		            "authentication failed");
+		return;
+	}
+	v->connect_raw = malloc(len);
+	if (!v->connect_raw) {
+		conn_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	memcpy(v->connect_raw, raw, len);
+	v->connect_len = len;
+	c->state = CONN_AUTH;
+	memset(&pkt, 0, sizeof(pkt));
+	pkt.type = MQTT_AUTH;
+	pkt.u.disconnect.rc = MQTT_RC_CONTINUE_AUTH;
+	pkt.u.disconnect.props.auth_method = ck->props.auth_method;
+	pkt.u.disconnect.props.auth_data =
+	        (struct mqtt_bytes){ (const uint8_t *)server_first,
+		                     strlen(server_first) };
+	pkt.u.disconnect.props.present =
+	        (1ull << MQTT_PROP_AUTH_METHOD) | (1ull << MQTT_PROP_AUTH_DATA);
+	conn_send_packet(c, &pkt);
+}
+
+/* AUTH from the client during the SCRAM exchange. */
+static void
+conn_on_auth(struct conn *c, const struct mqtt_disconnect *au)
+{
+	struct conn_v5 *v = c->v5;
+	static const char method[] = AUTH_SCRAM_METHOD;
+	struct mqtt_packet pkt;
+	char *server_final = NULL;
+	const char *user = NULL;
+	size_t used;
+	int rc;
+
+	if (au->rc != MQTT_RC_CONTINUE_AUTH ||
+	    au->props.auth_method.len != sizeof(method) - 1 ||
+	    memcmp(au->props.auth_method.p, method, sizeof(method) - 1)) {
+		/* [MQTT-4.12.0-4] v5: same method, continue; else error */
+		conn_refuse(c, MQTT_RC_PROTOCOL_ERROR, "bad AUTH packet");
+		return;
+	}
+	rc = auth_scram_finish(v->scram, au->props.auth_data, &server_final,
+	                       &user);
+	if (rc) {
+		conn_refuse(c,
+		            rc == ERR_NOMEM ? MQTT_RC_SERVER_UNAVAILABLE
+		                            : MQTT_RC_BAD_USER_OR_PASSWORD,
+		            "authentication failed");
+		return;
+	}
+	memset(&pkt, 0, sizeof(pkt));
+	rc = mqtt_decode(v->connect_raw, v->connect_len, MQTT_V5, &pkt, &used);
+	if (rc == 0) {
+		log_debug("authenticated method=%s user=%s addr=%s", method,
+		          user, c->addr);
+		c->state = CONN_NEW;
+		conn_accept_connect(c, &pkt.u.connect, server_final);
+	}
+	free(server_final);
+	auth_scram_free(v->scram);
+	v->scram = NULL;
+	free(v->connect_raw);
+	v->connect_raw = NULL;
+}
+
+static void
+conn_on_connect(struct conn *c, const struct mqtt_connect *ck,
+                const uint8_t *raw, size_t len)
+{
+	bool v5 = ck->version == MQTT_V5;
+	int rc;
+
+	c->version = ck->version;
+	if (v5 && conn_v5_setup(c, ck)) {
+		conn_refuse(c, MQTT_RC_SERVER_UNAVAILABLE, "out of memory");
+		return;
+	}
+	if (v5 && mqtt_props_has(&ck->props, MQTT_PROP_AUTH_METHOD)) {
+		static const char m[] = AUTH_SCRAM_METHOD;
+		if (c->node->auth.enabled &&
+		    ck->props.auth_method.len == sizeof(m) - 1 &&
+		    memcmp(ck->props.auth_method.p, m, sizeof(m) - 1) == 0) {
+			conn_scram_start(c, ck, raw, len);
+			return;
+		}
+		/* [MQTT-4.12.0-1] v5 */
+		conn_refuse(c, MQTT_RC_BAD_AUTH_METHOD,
+		            "unsupported authentication method");
+		return;
+	}
+	rc = conn_check_credentials(c, ck);
+	if (rc >= 0) {
+		conn_refuse(c, (uint8_t)rc, "not authorized");
+		return;
+	}
+	conn_accept_connect(c, ck, NULL);
 }
 
 /* Text for the Reason String of an ack that is not a plain success. */
@@ -1248,7 +1396,13 @@ conn_parse(struct conn *c, const uint8_t *p, size_t len)
 		if (c->keepalive)
 			c->deadline = node_now_ms() + c->keepalive * 1500ull;
 		if (c->state == CONN_NEW)
-			conn_on_connect(c, &pkt.u.connect);
+			conn_on_connect(c, &pkt.u.connect, p + done - total,
+			                total);
+		else if (c->state == CONN_AUTH && pkt.type == MQTT_AUTH)
+			conn_on_auth(c, &pkt.u.disconnect);
+		else if (c->state == CONN_AUTH)
+			conn_close(c, "packet other than AUTH during AUTH",
+			           false);
 		else
 			conn_on_packet(c, &pkt);
 	}

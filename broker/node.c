@@ -98,12 +98,23 @@ node_init(struct node *n, const struct config *cfg)
 {
 	struct timeval tick = { 0, NODE_TICK_MS * 1000 };
 	int rc = ERR_NOMEM;
+	char err[512];
 
 	memset(n, 0, sizeof(*n));
 	n->cfg = cfg;
 	signal(SIGPIPE, SIG_IGN);
 	if (node_make_data_dir(cfg->data_dir))
 		return ERR_IO;
+	rc = auth_load(&n->auth, cfg->auth_password_file,
+	               cfg->auth_allow_anonymous, err, sizeof(err));
+	if (rc) {
+		log_error("cannot load users err=\"%s\"", err);
+		return rc;
+	}
+	if (n->auth.enabled)
+		log_info("authentication on users=%zu allow_anonymous=%d",
+		         n->auth.n, cfg->auth_allow_anonymous);
+	rc = ERR_NOMEM;
 	n->base = event_base_new();
 	n->subs = topic_tree_new();
 	n->retained = retain_new();
@@ -154,6 +165,7 @@ node_fini(struct node *n)
 	}
 	sess_destroy_all(n);
 	share_free_all(n);
+	auth_fini(&n->auth);
 	retain_free(n->retained);
 	topic_tree_free(n->subs);
 	free(n->hits);

@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/log.h"
 #include "broker/msg.h"
@@ -76,6 +77,7 @@ struct node {
 	size_t n_hits;
 	struct msg *routing;        /* message being matched */
 	struct share_group *groups; /* shared subscription groups */
+	struct auth auth;           /* users of [auth] password_file */
 	size_t hits_cap;
 	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;

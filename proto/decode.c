@@ -603,7 +603,7 @@ mqtt_rc_from_err(int err)
 	case ERR_LIMIT:
 		return MQTT_RC_QUOTA_EXCEEDED;
 	case ERR_PROTOCOL:
-	case ERR_STATE:
+	case ERR_WRONG_STATE:
 	case ERR_BAD_PACKET_ID:
 	case ERR_BAD_PROPERTY:
 	case ERR_EMPTY:

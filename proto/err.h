@@ -8,19 +8,20 @@
 
 enum err {
 	ERR_OK = 0,
-	ERR_NOMEM = -1,      /* allocation failed */
-	ERR_AGAIN = -2,      /* need more input */
-	ERR_MALFORMED = -3,  /* malformed packet, no finer code fits */
-	ERR_PROTOCOL = -4,   /* well-formed but breaks a protocol rule */
-	ERR_TOO_LARGE = -5,  /* over a configured or wire size limit */
-	ERR_NOTFOUND = -6,   /* no such item */
-	ERR_EXISTS = -7,     /* item already there */
-	ERR_IO = -8,         /* I/O or storage failure */
-	ERR_TLS = -9,        /* TLS failure */
-	ERR_STATE = -10,     /* call not valid in this state */
-	ERR_LIMIT = -11,     /* a configured bound was reached */
-	ERR_BAD_FLAGS = -12, /* reserved fixed-header or connect-flag bits */
-	ERR_BAD_QOS = -13,   /* QoS 3 */
+	ERR_NOMEM = -1,        /* allocation failed */
+	ERR_AGAIN = -2,        /* need more input */
+	ERR_MALFORMED = -3,    /* malformed packet, no finer code fits */
+	ERR_PROTOCOL = -4,     /* well-formed but breaks a protocol rule */
+	ERR_TOO_LARGE = -5,    /* over a configured or wire size limit */
+	ERR_NOTFOUND = -6,     /* no such item */
+	ERR_EXISTS = -7,       /* item already there */
+	ERR_IO = -8,           /* I/O or storage failure */
+	ERR_TLS = -9,          /* TLS failure */
+	ERR_WRONG_STATE = -10, /* call not valid in this state (not
+	                        * ERR_STATE: OpenSSL has that name) */
+	ERR_LIMIT = -11,       /* a configured bound was reached */
+	ERR_BAD_FLAGS = -12,   /* reserved fixed-header or connect-flag bits */
+	ERR_BAD_QOS = -13,     /* QoS 3 */
 	ERR_BAD_PACKET_ID = -14, /* packet identifier 0 */
 	ERR_BAD_UTF8 = -15,      /* ill-formed UTF-8 or U+0000 */
 	ERR_BAD_TOPIC = -16,     /* invalid topic name */

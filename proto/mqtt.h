@@ -418,7 +418,7 @@ bool mqtt_topic_matches(struct mqtt_bytes f, struct mqtt_bytes t);
 
 /**
  * The reason code for a decode error: ERR_BAD_TOPIC -> 0x90, ERR_TOO_LARGE
- * -> 0x95, protocol-rule errors (ERR_PROTOCOL, ERR_STATE,
+ * -> 0x95, protocol-rule errors (ERR_PROTOCOL, ERR_WRONG_STATE,
  * ERR_BAD_PACKET_ID, ERR_BAD_PROPERTY, ERR_EMPTY) -> 0x82,
  * ERR_BAD_PROTOCOL and ERR_BAD_VERSION -> 0x84 (CONNACK), ERR_BAD_CLIENT_ID
  * -> 0x85 (CONNACK), ERR_LIMIT -> 0x97, the rest of the ERR_BAD_* and

@@ -841,7 +841,7 @@ START_TEST(test_key_names_and_format)
 
 	for (i = 0; config_key_name(i, &section, &key); i++)
 		;
-	ck_assert_uint_eq(i, 25);
+	ck_assert_uint_eq(i, 27);
 	ck_assert(config_key_name(4, &section, &key));
 	ck_assert_str_eq(section, "mqtt");
 	ck_assert_str_eq(key, "port");
