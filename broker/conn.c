@@ -63,6 +63,7 @@ struct conn_out_alias {
 struct conn_v5 {
 	uint32_t max_packet;        /* client's Maximum Packet Size, 0 = none */
 	uint32_t will_delay;        /* seconds */
+	uint32_t will_expiry;       /* will Message Expiry Interval, seconds */
 	uint16_t recv_max;          /* client's Receive Maximum */
 	bool no_problem_info;       /* Request Problem Information = 0 */
 	uint16_t n_alias;           /* slots in alias (topic_alias_maximum) */
@@ -388,12 +389,11 @@ conn_destroy(struct conn *c)
 	}
 	if (s && s->conn == c) {
 		sess_detach(s, c->will_on_close ? c->will : NULL,
-		            c->v5 ? c->v5->will_delay : 0);
+		            c->v5 ? c->v5->will_delay : 0,
+		            c->v5 ? c->v5->will_expiry : 0);
 	} else if (c->will && c->will_on_close) {
 		/* taken over: the old connection's will goes at once */
-		if (c->will->retain)
-			retain_set(n->retained, c->will);
-		router_publish(n, c->will);
+		router_publish_will(n, c->will, c->v5 ? c->v5->will_expiry : 0);
 	}
 	msg_unref(c->will);
 	conn_v5_free(c->v5);
@@ -835,6 +835,10 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		                         ck->will_qos, ck->will_retain);
 		if (!c->will)
 			goto out_nomem;
+		c->will->expiry_ms = 0; /* counted from its publication */
+		if (v5 &&
+		    mqtt_props_has(&ck->will_props, MQTT_PROP_MESSAGE_EXPIRY))
+			c->v5->will_expiry = ck->will_props.message_expiry;
 	}
 	present = conn_attach_session(c, id, id_len, ck->clean_start, expiry);
 	if (present < 0)

@@ -201,14 +201,15 @@ struct sess {
 	char *client_id;   /* NUL-terminated copy */
 	size_t id_len;
 	uint32_t hash;
-	uint32_t expiry;    /* seconds kept offline: 0 = ends with its
-	                     * connection, UINT32_MAX = never expires */
-	uint64_t expire_at; /* ms when an offline session ends, 0 = never */
-	struct msg *will;   /* v5 delayed will, waiting for will_at */
-	uint64_t will_at;   /* ms */
-	uint8_t version;    /* protocol level of the last connection */
-	uint64_t route_gen; /* == node->route_gen while matched */
-	size_t route_idx;   /* its slot in node->hits while matched */
+	uint32_t expiry;      /* seconds kept offline: 0 = ends with its
+	                       * connection, UINT32_MAX = never expires */
+	uint64_t expire_at;   /* ms when an offline session ends, 0 = never */
+	struct msg *will;     /* v5 delayed will, waiting for will_at */
+	uint64_t will_at;     /* ms */
+	uint32_t will_expiry; /* its Message Expiry Interval, seconds */
+	uint8_t version;      /* protocol level of the last connection */
+	uint64_t route_gen;   /* == node->route_gen while matched */
+	size_t route_idx;     /* its slot in node->hits while matched */
 	struct sess_sub *subs;
 	struct sess_out *inflight; /* sent, oldest first */
 	struct sess_out **inflight_tail;
@@ -235,7 +236,8 @@ void sess_destroy(struct sess *s);
 void sess_end(struct sess *s);
 /** Its connection closed: ends the session, or keeps it offline until its
  * expiry, holding @p will (taken) until @p will_delay seconds pass. */
-void sess_detach(struct sess *s, struct msg *will, uint32_t will_delay);
+void sess_detach(struct sess *s, struct msg *will, uint32_t will_delay,
+                 uint32_t will_expiry);
 /** Expires offline sessions and publishes delayed wills that are due. */
 void sess_tick(struct node *n, uint64_t now);
 /** Frees every session (shutdown). */
@@ -310,6 +312,9 @@ void share_free_all(struct node *n);
  * cleared. @p m borrowed. @return the number of sessions it went to
  */
 size_t router_publish(struct node *n, struct msg *m);
+/** Publishes a will (retained too when its RETAIN is set), its expiry
+ * counted from now. */
+void router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s);
 /** Sends the retained messages matching @p filter to @p s (RETAIN=1). */
 void router_send_retained(struct node *n, struct sess *s,
                           struct mqtt_bytes filter, uint8_t qos,

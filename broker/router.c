@@ -97,6 +97,17 @@ router_on_match(void *sub, const struct topic_sub_opts *opts, void *arg)
 		h->sub_ids[h->n_sub_ids++] = opts->sub_id;
 }
 
+void
+router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s)
+{
+	/* The Will's Message Expiry Interval counts from its publication
+	 * (§3.1.3.2.4 v5), not from the CONNECT. */
+	will->expiry_ms = expiry_s ? node_now_ms() + expiry_s * 1000ull : 0;
+	if (will->retain)
+		retain_set(n->retained, will);
+	router_publish(n, will);
+}
+
 size_t
 router_publish(struct node *n, struct msg *m)
 {

@@ -660,16 +660,15 @@ sess_end(struct sess *s)
 	s->will = NULL;
 	if (will) {
 		/* [MQTT-3.1.2-8] v5: the session ends before the will delay */
-		if (will->retain)
-			retain_set(n->retained, will);
-		router_publish(n, will);
+		router_publish_will(n, will, s->will_expiry);
 		msg_unref(will);
 	}
 	sess_destroy(s);
 }
 
 void
-sess_detach(struct sess *s, struct msg *will, uint32_t will_delay)
+sess_detach(struct sess *s, struct msg *will, uint32_t will_delay,
+            uint32_t will_expiry)
 {
 	struct node *n = s->node;
 	uint64_t now = node_now_ms();
@@ -681,10 +680,9 @@ sess_detach(struct sess *s, struct msg *will, uint32_t will_delay)
 		msg_unref(s->will);
 		s->will = msg_ref(will);
 		s->will_at = now + will_delay * 1000ull;
+		s->will_expiry = will_expiry;
 	} else if (will) {
-		if (will->retain)
-			retain_set(n->retained, will);
-		router_publish(n, will);
+		router_publish_will(n, will, will_expiry);
 	}
 	if (s->expiry == 0) {
 		sess_end(s);
@@ -708,9 +706,7 @@ sess_tick(struct node *n, uint64_t now)
 		if (s->will && now >= s->will_at) {
 			struct msg *will = s->will;
 			s->will = NULL;
-			if (will->retain)
-				retain_set(n->retained, will);
-			router_publish(n, will);
+			router_publish_will(n, will, s->will_expiry);
 			msg_unref(will);
 		}
 		if (s->expire_at && now >= s->expire_at) {

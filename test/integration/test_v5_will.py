@@ -173,3 +173,22 @@ def test_v5_mqtt_3_1_2_15_will_retain(broker, clients):
             assert time.monotonic() < deadline, "no retained Will within 5 s"
     assert (pk.payload, pk.retain) == (b"retained will", True)
     s.publish("w5r/t", b"", qos=1, retain=True)     # clean up
+
+
+def test_v5_3_1_3_2_4_will_expiry_counts_from_publication(broker, clients):
+    w = _watcher(clients, broker)
+    c = _c5(clients, broker, "w5-exp",
+            will={"topic": "w5/exp", "payload": b"fresh", "qos": 1,
+                  "props": {m5.MESSAGE_EXPIRY_INTERVAL: 1}})
+    # keep the connection alive (pings answered) for longer than the
+    # will's expiry interval, so a clock started at CONNECT would run out
+    deadline = time.monotonic() + 1.6
+    while time.monotonic() < deadline:
+        c.ping()
+        w.expect_nothing(0.2)
+    c.abort()
+    # §3.1.3.2.4 v5: the interval is the will's lifetime once published,
+    # so it arrives, carrying the interval it has left
+    pk = w.expect_publish()
+    assert (pk.topic, pk.payload) == (b"w5/exp", b"fresh")
+    assert pk.props.get(m5.MESSAGE_EXPIRY_INTERVAL) == 1
