@@ -618,6 +618,7 @@ mqtt_rc_from_err(int err)
 	case ERR_BAD_WILL:
 	case ERR_BAD_CREDENTIALS:
 	case ERR_BAD_REASON:
+	case ERR_BAD_PROPERTY_ID:
 		return MQTT_RC_MALFORMED;
 	default:
 		return MQTT_RC_UNSPECIFIED;

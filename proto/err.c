@@ -34,6 +34,7 @@ static const char *const err_texts[] = {
 	[-ERR_BAD_CREDENTIALS] = "password without user name",
 	[-ERR_EMPTY] = "no entries",
 	[-ERR_BAD_REASON] = "reason code not allowed",
+	[-ERR_BAD_PROPERTY_ID] = "property not valid in this packet",
 };
 
 const char *

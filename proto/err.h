@@ -36,6 +36,7 @@ enum err {
 	ERR_BAD_CREDENTIALS = -25, /* password without user name (3.1.1) */
 	ERR_EMPTY = -26,           /* SUBSCRIBE/UNSUBSCRIBE with no entries */
 	ERR_BAD_REASON = -27,      /* reason code not allowed in this packet */
+	ERR_BAD_PROPERTY_ID = -28, /* property unknown or not for this packet */
 };
 
 /**

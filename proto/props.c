@@ -347,6 +347,12 @@ mqtt_props_decode(struct rd *r, uint8_t ctx, struct mqtt_props *out)
 		rc = rd_varint(&in, &id);
 		if (rc)
 			return rc;
+		/* §2.2.2.2 v5: an identifier not valid for the packet is a
+		 * Malformed Packet (0x81), a repeated one a Protocol Error
+		 * (0x82) */
+		if (prop_type(id) == PT_NONE || ctx > 31 ||
+		    !((prop_defs[id].allow >> ctx) & 1u))
+			return ERR_BAD_PROPERTY_ID;
 		if (!prop_is_allowed(out, id, ctx))
 			return ERR_BAD_PROPERTY;
 		memset(&v, 0, sizeof(v));

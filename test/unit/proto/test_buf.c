@@ -209,11 +209,11 @@ START_TEST(test_err_str)
 
 	ck_assert_str_eq(err_str(0), "success");
 	ck_assert_str_eq(err_str(ERR_NOMEM), "out of memory");
-	for (e = ERR_BAD_REASON; e <= 0; e++) {
+	for (e = ERR_BAD_PROPERTY_ID; e <= 0; e++) {
 		ck_assert_ptr_nonnull(err_str(e));
 		ck_assert_str_ne(err_str(e), "unknown error");
 	}
-	ck_assert_str_eq(err_str(ERR_BAD_REASON - 1), "unknown error");
+	ck_assert_str_eq(err_str(ERR_BAD_PROPERTY_ID - 1), "unknown error");
 	ck_assert_str_eq(err_str(1), "unknown error");
 	ck_assert_str_eq(err_str(-1000000), "unknown error");
 }

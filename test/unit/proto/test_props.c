@@ -139,7 +139,7 @@ START_TEST(test_props_allowed_table)
 
 	for (c = 0; c < sizeof(contexts); c++) {
 		ctx = contexts[c];
-		want = (pc->allow >> ctx) & 1u ? 0 : ERR_BAD_PROPERTY;
+		want = (pc->allow >> ctx) & 1u ? 0 : ERR_BAD_PROPERTY_ID;
 		rc = props_decode_raw(ctx, pc->raw, pc->n, &pr);
 		ck_assert_msg(rc == want, "id 0x%02x ctx %u: %s", pc->id, ctx,
 		              err_str(rc));
@@ -181,17 +181,19 @@ END_TEST
 
 START_TEST(test_props_unknown_ids)
 {
-	ck_assert_int_eq(PROPS(MQTT_PUBLISH, "\x00\x01"), ERR_BAD_PROPERTY);
-	ck_assert_int_eq(PROPS(MQTT_PUBLISH, "\x04\x01"), ERR_BAD_PROPERTY);
-	ck_assert_int_eq(PROPS(MQTT_CONNECT, "\x14\x00"), ERR_BAD_PROPERTY);
-	ck_assert_int_eq(PROPS(MQTT_CONNACK, "\x2b\x00"), ERR_BAD_PROPERTY);
-	ck_assert_int_eq(PROPS(MQTT_CONNACK, "\x7f\x00"), ERR_BAD_PROPERTY);
-	ck_assert_int_eq(PROPS(MQTT_CONNACK, "\x80\x01\x00"), ERR_BAD_PROPERTY);
+	ck_assert_int_eq(PROPS(MQTT_PUBLISH, "\x00\x01"), ERR_BAD_PROPERTY_ID);
+	ck_assert_int_eq(PROPS(MQTT_PUBLISH, "\x04\x01"), ERR_BAD_PROPERTY_ID);
+	ck_assert_int_eq(PROPS(MQTT_CONNECT, "\x14\x00"), ERR_BAD_PROPERTY_ID);
+	ck_assert_int_eq(PROPS(MQTT_CONNACK, "\x2b\x00"), ERR_BAD_PROPERTY_ID);
+	ck_assert_int_eq(PROPS(MQTT_CONNACK, "\x7f\x00"), ERR_BAD_PROPERTY_ID);
+	ck_assert_int_eq(PROPS(MQTT_CONNACK, "\x80\x01\x00"),
+	                 ERR_BAD_PROPERTY_ID);
 	/* an unknown context allows nothing */
-	ck_assert_int_eq(PROPS(0, "\x26\x00\x00\x00\x00"), ERR_BAD_PROPERTY);
-	ck_assert_int_eq(PROPS(40, "\x26\x00\x00\x00\x00"), ERR_BAD_PROPERTY);
+	ck_assert_int_eq(PROPS(0, "\x26\x00\x00\x00\x00"), ERR_BAD_PROPERTY_ID);
+	ck_assert_int_eq(PROPS(40, "\x26\x00\x00\x00\x00"),
+	                 ERR_BAD_PROPERTY_ID);
 	ck_assert_int_eq(PROPS(MQTT_PINGREQ, "\x26\x00\x00\x00\x00"),
-	                 ERR_BAD_PROPERTY);
+	                 ERR_BAD_PROPERTY_ID);
 }
 END_TEST
 
@@ -510,7 +512,7 @@ START_TEST(test_props_in_packets)
 	                        "\x05\x02\x00\x3c"
 	                        "\x05\x18\x00\x00\x00\x01\x00\x01"
 	                        "c"),
-	                 ERR_BAD_PROPERTY);
+	                 ERR_BAD_PROPERTY_ID);
 	/* §3.1.3.2: Session Expiry in the Will properties */
 	ck_assert_int_eq(PKT(0, "\x10\x19\x00\x04"
 	                        "MQTT"
@@ -520,7 +522,7 @@ START_TEST(test_props_in_packets)
 	                        "\x05\x11\x00\x00\x00\x01\x00\x01"
 	                        "t"
 	                        "\x00\x00"),
-	                 ERR_BAD_PROPERTY);
+	                 ERR_BAD_PROPERTY_ID);
 	/* and Will Delay where it belongs */
 	ck_assert_int_eq(PKT(0, "\x10\x19\x00\x04"
 	                        "MQTT"
@@ -547,7 +549,7 @@ START_TEST(test_props_in_packets)
 	                 ERR_BAD_PROPERTY);
 	/* a Topic Alias in a PUBACK */
 	ck_assert_int_eq(PKT(MQTT_V5, "\x40\x07\x00\x01\x00\x03\x23\x00\x01"),
-	                 ERR_BAD_PROPERTY);
+	                 ERR_BAD_PROPERTY_ID);
 	/* §3.8.2.1.2 [5.0, no ID]: Subscription Identifier twice in a
 	 * SUBSCRIBE, but several in a PUBLISH */
 	ck_assert_int_eq(PKT(MQTT_V5, "\x82\x0a\x00\x01\x04\x0b\x01\x0b\x02"
@@ -563,7 +565,7 @@ START_TEST(test_props_in_packets)
 	ck_assert_int_eq(PKT(MQTT_V5, "\xe0\x07\x00\x05\x11\x00\x00\x00\x00"),
 	                 0);
 	ck_assert_int_eq(PKT(MQTT_V5, "\xe0\x05\x00\x03\x23\x00\x01"),
-	                 ERR_BAD_PROPERTY);
+	                 ERR_BAD_PROPERTY_ID);
 	/* §3.15.2.2: AUTH with method and data */
 	ck_assert_int_eq(PKT(MQTT_V5, "\xf0\x0a\x18\x08\x15\x00\x01"
 	                              "m"
@@ -576,7 +578,7 @@ START_TEST(test_props_in_packets)
 	/* UNSUBSCRIBE allows only User Property */
 	ck_assert_int_eq(PKT(MQTT_V5, "\xa2\x08\x00\x01\x02\x0b\x01\x00\x01"
 	                              "a"),
-	                 ERR_BAD_PROPERTY);
+	                 ERR_BAD_PROPERTY_ID);
 	ck_assert_int_eq(mqtt_rc_from_err(ERR_BAD_PROPERTY),
 	                 MQTT_RC_PROTOCOL_ERROR);
 }
