@@ -342,3 +342,20 @@ def test_v311_v5_real_clients_both_ways(broker, clients, qos):
     clients.pub(broker, "-V", "311", "-t", "both/v3", "-m", "three", "-q", str(qos))
     msg = sub5.get_message()
     assert (msg.topic, msg.payload, msg.qos) == ("both/v3", b"three", qos)
+
+
+def test_v5_2_2_2_2_property_not_for_publish_is_malformed_0x81(broker, clients):
+    p = _c5(clients, broker, "prop-id")
+    # §2.2.2.2 v5: Session Expiry Interval is not a PUBLISH property ->
+    # Malformed Packet, DISCONNECT 0x81
+    p.send(m5.publish("pr/x", b"x", props=[(m5.SESSION_EXPIRY_INTERVAL, 5)]))
+    p.expect_disconnect(m5.MALFORMED)
+
+
+def test_v5_2_2_2_2_repeated_property_is_protocol_error_0x82(broker, clients):
+    p = _c5(clients, broker, "prop-dup")
+    # §2.2.2.2 v5: a property other than User Property given twice ->
+    # Protocol Error, DISCONNECT 0x82
+    p.send(m5.publish("pr/x", b"x", props=[(m5.CONTENT_TYPE, "a"),
+                                            (m5.CONTENT_TYPE, "b")]))
+    p.expect_disconnect(m5.PROTOCOL_ERROR)
