@@ -18,8 +18,24 @@ struct listener {
 	struct listener *next;
 	struct evconnlistener *lev;
 	struct node *node;
+	struct event *pause; /* re-enables accepting after EMFILE */
 	char name[64];
 };
+
+/* How long accepting pauses when the process is out of descriptors: the
+ * pending connection stays in the backlog, so accepting again at once
+ * would spin. */
+#define LISTENER_PAUSE_MS 100
+
+static void
+listener_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(l->lev);
+}
 
 static void
 listener_on_accept(struct evconnlistener *lev, evutil_socket_t fd,
@@ -41,6 +57,11 @@ listener_on_error(struct evconnlistener *lev, void *arg)
 	if (log_limit_ok(&l->node->log_lim, 5))
 		log_warn("accept failed listener=%s err=\"%s\"", l->name,
 		         evutil_socket_error_to_string(err));
+	if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+		struct timeval tv = { 0, LISTENER_PAUSE_MS * 1000 };
+		evconnlistener_disable(l->lev);
+		event_add(l->pause, &tv);
+	}
 }
 
 static int
@@ -69,6 +90,12 @@ listener_open(struct node *n, const struct addrinfo *ai)
 		          strerror(errno));
 		free(l);
 		return ERR_IO;
+	}
+	l->pause = evtimer_new(n->base, listener_on_resume, l);
+	if (!l->pause) {
+		evconnlistener_free(l->lev);
+		free(l);
+		return ERR_NOMEM;
 	}
 	evconnlistener_set_error_cb(l->lev, listener_on_error);
 	l->next = n->listeners;
@@ -123,6 +150,7 @@ listener_close_all(struct node *n)
 	while ((l = n->listeners)) {
 		n->listeners = l->next;
 		evconnlistener_free(l->lev);
+		event_free(l->pause);
 		free(l);
 	}
 }
