@@ -144,6 +144,11 @@ auth_load(struct auth *a, const char *path, bool allow_anonymous, char *err,
 			snprintf(err, errlen, "%s:%u: out of memory", path,
 			         lineno);
 	}
+	if (rc == 0 && ferror(f)) { /* e.g. EISDIR: not an empty table */
+		snprintf(err, errlen, "%s: cannot read: %s", path,
+		         strerror(errno));
+		rc = ERR_IO;
+	}
 	fclose(f);
 	if (rc)
 		auth_fini(a);
@@ -236,7 +241,8 @@ auth_strndup(const void *p, size_t n)
 	char *s = malloc(n + 1);
 
 	if (s) {
-		memcpy(s, p, n);
+		if (n) /* p may be NULL: absent authentication data */
+			memcpy(s, p, n);
 		s[n] = '\0';
 	}
 	return s;

@@ -27,7 +27,8 @@ struct auth {
  * Loads "user:password" lines (blank lines and '#' comments skipped) from
  * @p path; no path: authentication off, everyone may connect.
  * @param[out] err one line naming the file and line on failure
- * @return 0, ERR_IO, ERR_MALFORMED or ERR_NOMEM
+ * @return 0, ERR_IO, ERR_MALFORMED, ERR_EXISTS (a user given twice) or
+ *   ERR_NOMEM
  */
 int auth_load(struct auth *a, const char *path, bool allow_anonymous, char *err,
               size_t errlen);
