@@ -32,6 +32,7 @@ struct out_item {
 	struct msg *m; /* payload source or NULL; reference held */
 	size_t off;    /* bytes of this item already written */
 	size_t hdr_len;
+	bool held; /* waits for a commit: nothing after it is written */
 	uint8_t hdr[];
 };
 
@@ -87,7 +88,9 @@ struct conn {
 	struct sess *sess;       /* attached session, or NULL */
 	struct msg *will;        /* will message (qos, retain inside) */
 	struct conn_v5 *v5;      /* MQTT 5 state, NULL on 3.1/3.1.1 */
-	uint8_t *rbuf;           /* partial packet, or NULL */
+	struct conn_ack *acks;   /* acks waiting for commits, in order */
+	struct conn_ack **acks_tail;
+	uint8_t *rbuf; /* partial packet, or NULL */
 	size_t rlen;
 	struct out_item *out; /* output queue */
 	struct out_item **out_tail;
@@ -105,9 +108,21 @@ struct conn {
 	char addr[48]; /* peer address for logs */
 };
 
+/* An ack queued behind a commit (see conn_ack_defer). */
+struct conn_ack {
+	struct conn_ack *next;
+	struct conn *c;        /* NULL once the connection is gone */
+	struct out_item *held; /* a held SUBACK/UNSUBACK, or NULL */
+	uint16_t pid;
+	uint8_t type;
+	uint8_t rc;
+	bool ready;
+};
+
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
 static void conn_set_reason(struct conn *c, struct mqtt_packet *p,
                             const char *why);
+static void conn_send_held(struct conn *c, const struct mqtt_packet *pkt);
 static void conn_write(struct conn *c);
 
 uint32_t
@@ -288,6 +303,7 @@ conn_accept(struct node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 	c->node = n;
 	c->fd = fd;
 	c->out_tail = &c->out;
+	c->acks_tail = &c->acks;
 	c->state = CONN_NEW;
 	c->read_on = true;
 	c->deadline = node_now_ms() + n->cfg->connect_timeout_ms;
@@ -397,6 +413,13 @@ conn_destroy(struct conn *c)
 	}
 	msg_unref(c->will);
 	conn_v5_free(c->v5);
+	while (c->acks) {
+		struct conn_ack *a = c->acks;
+		c->acks = a->next;
+		a->c = NULL; /* its commit completion frees it */
+		if (a->ready)
+			free(a);
+	}
 	conn_free_output(c);
 	free(c->rbuf);
 	n->n_conns--;
@@ -460,9 +483,9 @@ conn_write(struct conn *c)
 	size_t k, left;
 	int niov;
 
-	while (c->out) {
+	while (c->out && !c->out->held) {
 		niov = 0;
-		for (it = c->out; it && niov < CONN_IOV_MAX - 1;
+		for (it = c->out; it && !it->held && niov < CONN_IOV_MAX - 1;
 		     it = it->next) {
 			struct mqtt_bytes pl = it->m ? msg_payload(it->m)
 			                             : (struct mqtt_bytes){ 0 };
@@ -513,33 +536,51 @@ conn_write(struct conn *c)
 	conn_set_write(c, false);
 }
 
-int
-conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, struct msg *m)
+/* Schedules a write of @p c's output from the flush event. */
+static void
+conn_mark_dirty(struct conn *c)
 {
 	struct node *n = c->node;
-	struct out_item *it;
 
-	if (c->state == CONN_CLOSING)
-		return 0;
-	it = malloc(sizeof(*it) + hdr_len);
-	if (!it) {
-		conn_close(c, "out of memory", true);
-		return ERR_NOMEM;
-	}
-	it->next = NULL;
-	it->m = m ? msg_ref(m) : NULL;
-	it->off = 0;
-	it->hdr_len = hdr_len;
-	memcpy(it->hdr, hdr, hdr_len);
-	*c->out_tail = it;
-	c->out_tail = &it->next;
-	c->out_bytes += hdr_len + (m ? m->payload_len : 0);
-	if (!c->dirty && !c->want_write) {
+	if (!c->dirty && !c->want_write && c->state != CONN_CLOSING) {
 		c->dirty = true;
 		c->dirty_next = n->dirty;
 		n->dirty = c;
 		event_active(&n->flush_ev, 0, 0);
 	}
+}
+
+/* Appends one item to the output queue. @return it, or NULL (closed) */
+static struct out_item *
+conn_queue(struct conn *c, const uint8_t *hdr, size_t hdr_len, struct msg *m)
+{
+	struct out_item *it;
+
+	it = malloc(sizeof(*it) + hdr_len);
+	if (!it) {
+		conn_close(c, "out of memory", true);
+		return NULL;
+	}
+	it->next = NULL;
+	it->m = m ? msg_ref(m) : NULL;
+	it->off = 0;
+	it->hdr_len = hdr_len;
+	it->held = false;
+	memcpy(it->hdr, hdr, hdr_len);
+	*c->out_tail = it;
+	c->out_tail = &it->next;
+	c->out_bytes += hdr_len + (m ? m->payload_len : 0);
+	return it;
+}
+
+int
+conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, struct msg *m)
+{
+	if (c->state == CONN_CLOSING)
+		return 0;
+	if (!conn_queue(c, hdr, hdr_len, m))
+		return ERR_NOMEM;
+	conn_mark_dirty(c);
 	return 0;
 }
 
@@ -642,6 +683,37 @@ conn_send_packet(struct conn *c, const struct mqtt_packet *pkt)
 	return rc;
 }
 
+/* Queues @p pkt on hold until the commits submitted so far are done
+ * (persist_barrier), so that a SUBACK means the subscription is on disk.
+ * Output queued after it waits too, which keeps retained messages behind
+ * their SUBACK. */
+static void
+conn_send_held(struct conn *c, const struct mqtt_packet *pkt)
+{
+	struct conn_ack *a;
+	struct out_item *it;
+	struct buf b;
+
+	buf_init(&b);
+	if (conn_encode(c, &b, pkt)) {
+		buf_fini(&b);
+		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
+		return;
+	}
+	a = conn_ack_defer(c, pkt->type, 0, 0);
+	it = a ? conn_queue(c, b.data, b.len, NULL) : NULL;
+	buf_fini(&b);
+	if (!it) {
+		/* closed (no memory): the barrier's completion frees a */
+		if (a)
+			persist_barrier(c->node, a);
+		return;
+	}
+	it->held = true;
+	a->held = it;
+	persist_barrier(c->node, a);
+}
+
 /* A CONNACK that refuses the connection, then close. */
 static void
 conn_refuse(struct conn *c, uint8_t rc, const char *why)
@@ -712,6 +784,7 @@ conn_attach_session(struct conn *c, const char *id, size_t len, bool clean,
 	s->expiry = expiry;
 	s->conn = c;
 	c->sess = s;
+	persist_session(s);
 	return present;
 }
 
@@ -748,7 +821,7 @@ conn_v5_setup(struct conn *c, const struct mqtt_connect *ck)
  * say what this server allows [MQTT-3.2.2-16..22] v5. */
 static int
 conn_send_connack(struct conn *c, bool present, bool assigned,
-                  uint16_t server_keepalive, const char *auth_data)
+                  uint16_t server_keepalive, const char *auth_data, bool held)
 {
 	const struct config *cfg = c->node->cfg;
 	struct mqtt_packet pkt;
@@ -759,7 +832,7 @@ conn_send_connack(struct conn *c, bool present, bool assigned,
 	pkt.u.connack.session_present = present;
 	pkt.u.connack.rc = MQTT_RC_SUCCESS;
 	if (c->version != MQTT_V5)
-		return conn_send_packet(c, &pkt);
+		goto out_send;
 	pr->receive_max = cfg->receive_maximum;
 	pr->max_packet_size = cfg->max_packet_size;
 	pr->topic_alias_max = cfg->topic_alias_maximum;
@@ -789,6 +862,11 @@ conn_send_connack(struct conn *c, bool present, bool assigned,
 		pr->server_keepalive = server_keepalive;
 		pr->present |= 1ull << MQTT_PROP_SERVER_KEEPALIVE;
 	}
+out_send:
+	if (held) {
+		conn_send_held(c, &pkt);
+		return c->state == CONN_CLOSING ? ERR_NOMEM : 0;
+	}
 	return conn_send_packet(c, &pkt);
 }
 
@@ -804,6 +882,7 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 	uint16_t keepalive = ck->keepalive, server_keepalive = 0;
 	uint32_t expiry;
 	char gen[128];
+	uint64_t writes;
 	int present, rc;
 
 	rc = mqtt_client_id_check(ck->version, ck->clean_start, ck->client_id);
@@ -840,14 +919,18 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		    mqtt_props_has(&ck->will_props, MQTT_PROP_MESSAGE_EXPIRY))
 			c->v5->will_expiry = ck->will_props.message_expiry;
 	}
+	writes = n->persist_writes;
 	present = conn_attach_session(c, id, id_len, ck->clean_start, expiry);
 	if (present < 0)
 		goto out_nomem;
 	c->keepalive = keepalive;
 	c->deadline = keepalive ? node_now_ms() + keepalive * 1500ull : 0;
 	c->state = CONN_ACTIVE;
+	/* a CONNACK that reports a session state just written (a stored
+	 * session discarded or created) waits until it is on disk */
 	if (conn_send_connack(c, present, ck->client_id.len == 0,
-	                      server_keepalive, auth_data))
+	                      server_keepalive, auth_data,
+	                      writes != n->persist_writes))
 		return;
 	log_info("client connected client=%s addr=%s proto=%u clean=%d "
 	         "keepalive=%u session_present=%d",
@@ -1028,8 +1111,80 @@ conn_send_ack_rc(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
 	pkt.flags = type == MQTT_PUBREL ? 2 : 0;
 	pkt.u.ack.packet_id = pid;
 	pkt.u.ack.rc = rc;
+	if (c->acks) {
+		/* keep the order of acks behind one waiting for a commit */
+		struct conn_ack *a = conn_ack_defer(c, type, pid, rc);
+		if (a)
+			a->ready = true;
+		return a ? 0 : ERR_NOMEM;
+	}
 	conn_set_reason(c, &pkt, conn_rc_text(rc));
 	return conn_send_packet(c, &pkt);
+}
+
+struct conn_ack *
+conn_ack_defer(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
+{
+	struct conn_ack *a = calloc(1, sizeof(*a));
+
+	if (!a) {
+		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
+		return NULL;
+	}
+	a->c = c;
+	a->type = type;
+	a->pid = pid;
+	a->rc = rc;
+	*c->acks_tail = a;
+	c->acks_tail = &a->next;
+	return a;
+}
+
+void
+conn_ack_ready(struct conn_ack *a, int err)
+{
+	struct conn *c = a->c;
+	struct mqtt_packet pkt;
+
+	if (!c) {
+		free(a);
+		return;
+	}
+	a->ready = true;
+	if (err && a->rc < 0x80)
+		/* not durable: v5 says so (0x97 when storage is full, else
+		 * 0x80); a 3.1.1 client is closed below, so it will send the
+		 * message again */
+		a->rc = err == ERR_LIMIT ? MQTT_RC_QUOTA_EXCEEDED
+		                         : MQTT_RC_UNSPECIFIED;
+	while ((a = c->acks) && a->ready) {
+		c->acks = a->next;
+		if (!c->acks)
+			c->acks_tail = &c->acks;
+		if (a->held) {
+			/* the subscription change is on disk: release the
+			 * SUBACK/UNSUBACK and what was queued after it */
+			a->held->held = false;
+			if (a->rc >= 0x80)
+				conn_abort(c, MQTT_RC_UNSPECIFIED,
+				           "storage failed");
+			conn_mark_dirty(c);
+			free(a);
+			continue;
+		}
+		if (a->rc >= 0x80 && c->version != MQTT_V5) {
+			free(a);
+			conn_close(c, "storage failed", true);
+			continue;
+		}
+		memset(&pkt, 0, sizeof(pkt));
+		pkt.type = a->type;
+		pkt.u.ack.packet_id = a->pid;
+		pkt.u.ack.rc = a->rc;
+		conn_set_reason(c, &pkt, conn_rc_text(a->rc));
+		conn_send_packet(c, &pkt);
+		free(a);
+	}
 }
 
 /* Resolves an MQTT 5 Topic Alias [MQTT-3.3.2-12] v5: a topic with an
@@ -1128,13 +1283,23 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 		return;
 	}
 	hits = router_publish(n, m);
-	msg_unref(m);
 	/* v5: 0x10 tells the publisher nobody matched */
 	rc = hits ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
-	if (p.qos == 1)
+	if (p.retain && persist_on(n)) {
+		/* the ack waits until the retained message is on disk */
+		struct conn_ack *a = NULL;
+		if (p.qos)
+			a = conn_ack_defer(
+			        c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+			        p.packet_id, rc);
+		if (!p.qos || a)
+			persist_retained(n, m, a);
+	} else if (p.qos == 1) {
 		conn_send_ack_rc(c, MQTT_PUBACK, p.packet_id, rc);
-	else if (p.qos == 2)
+	} else if (p.qos == 2) {
 		conn_send_ack_rc(c, MQTT_PUBREC, p.packet_id, rc);
+	}
+	msg_unref(m);
 }
 
 /* Subscribes one SUBSCRIBE entry. @return the SUBACK code */
@@ -1205,7 +1370,11 @@ conn_on_subscribe(struct conn *c, const struct mqtt_subscribe *sub)
 	pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
 	if (memchr(codes, MQTT_RC_TOPIC_FILTER_INVALID, i))
 		conn_set_reason(c, &pkt, "invalid topic filter");
-	if (conn_send_packet(c, &pkt) == 0) {
+	if (persist_on(c->node) && c->sess->expiry)
+		conn_send_held(c, &pkt);
+	else
+		conn_send_packet(c, &pkt);
+	if (c->state != CONN_CLOSING) {
 		/* Retained messages follow the SUBACK [MQTT-3.8.4-3];
 		 * v5 Retain Handling 1: only for a new subscription, 2:
 		 * never [MQTT-3.3.1-9] [MQTT-3.3.1-10] v5 */
@@ -1257,7 +1426,10 @@ conn_on_unsubscribe(struct conn *c, const struct mqtt_subscribe *uns)
 		pkt.u.suback.codes = (struct mqtt_bytes){ codes, i };
 	if (memchr(codes, MQTT_RC_NO_SUBSCRIPTION_EXISTED, i))
 		conn_set_reason(c, &pkt, "no subscription existed");
-	conn_send_packet(c, &pkt);
+	if (persist_on(c->node) && c->sess->expiry)
+		conn_send_held(c, &pkt);
+	else
+		conn_send_packet(c, &pkt);
 	free(codes);
 }
 
@@ -1296,7 +1468,7 @@ conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
 		sess_on_puback(c->sess, pkt->u.ack.packet_id);
 		break;
 	case MQTT_PUBREC:
-		sess_on_pubrec(c->sess, pkt->u.ack.packet_id);
+		sess_on_pubrec(c->sess, pkt->u.ack.packet_id, pkt->u.ack.rc);
 		break;
 	case MQTT_PUBREL:
 		/* Answered even for an unknown id, so a client that lost

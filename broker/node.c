@@ -130,6 +130,9 @@ node_init(struct node *n, const struct config *cfg)
 	if (event_add(&n->tick_ev, &tick) || event_add(&n->sigint_ev, NULL) ||
 	    event_add(&n->sigterm_ev, NULL))
 		goto out_fail;
+	rc = persist_open(n);
+	if (rc)
+		goto out_fail;
 	rc = listener_open_all(n);
 	if (rc)
 		goto out_fail;
@@ -163,6 +166,7 @@ node_fini(struct node *n)
 		event_del(&n->sigint_ev);
 		event_del(&n->sigterm_ev);
 	}
+	persist_close(n);
 	sess_destroy_all(n);
 	share_free_all(n);
 	auth_fini(&n->auth);

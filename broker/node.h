@@ -27,6 +27,8 @@ struct conn;
 struct sess;
 struct listener;
 struct share_group;
+struct store;
+struct conn_ack;
 
 /* Counters; exported as metrics by a later issue. */
 struct node_stats {
@@ -78,6 +80,10 @@ struct node {
 	struct msg *routing;        /* message being matched */
 	struct share_group *groups; /* shared subscription groups */
 	struct auth auth;           /* users of [auth] password_file */
+	struct store *store;        /* LMDB storage, or NULL */
+	struct event store_ev;      /* its completions are ready */
+	bool loading;               /* start-up load: do not write back */
+	uint64_t persist_writes;    /* batches submitted so far */
 	size_t hits_cap;
 	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;
@@ -207,6 +213,7 @@ struct sess {
 	struct msg *will;     /* v5 delayed will, waiting for will_at */
 	uint64_t will_at;     /* ms */
 	uint32_t will_expiry; /* its Message Expiry Interval, seconds */
+	bool persisted;       /* its record is in storage */
 	uint8_t version;      /* protocol level of the last connection */
 	uint64_t route_gen;   /* == node->route_gen while matched */
 	size_t route_idx;     /* its slot in node->hits while matched */
@@ -265,7 +272,7 @@ void sess_resume(struct sess *s);
 void sess_pump(struct sess *s);
 /** PUBACK / PUBREC / PUBCOMP from the client. */
 void sess_on_puback(struct sess *s, uint16_t pid);
-void sess_on_pubrec(struct sess *s, uint16_t pid);
+void sess_on_pubrec(struct sess *s, uint16_t pid, uint8_t rc);
 void sess_on_pubcomp(struct sess *s, uint16_t pid);
 /** Incoming QoS 2 ids. @return true when added, false if present */
 bool sess_qos2_in_add(struct sess *s, uint16_t pid, int *err);
@@ -282,6 +289,42 @@ struct msg *router_msg_new(struct node *n, struct mqtt_bytes topic,
                            struct mqtt_bytes payload,
                            const struct mqtt_props *pr, uint8_t qos,
                            bool retain);
+
+/**
+ * Acks that wait for a commit (ordered per connection: an ack that could
+ * go at once waits behind earlier deferred ones, as [MQTT-4.6.0-2] /
+ * [MQTT-4.6.0-3] require). conn_ack_defer queues one not yet ready;
+ * conn_ack_ready marks it ready (after the commit, or with the error)
+ * and sends what can go. @return NULL on no memory (the connection is
+ * closed then)
+ */
+struct conn_ack *conn_ack_defer(struct conn *c, uint8_t type, uint16_t pid,
+                                uint8_t rc);
+void conn_ack_ready(struct conn_ack *a, int err);
+
+/* ---- persist.c ---- */
+
+/** Opens storage and loads retained messages and persistent sessions.
+ * @return 0, or an ERR_* after logging the cause */
+int persist_open(struct node *n);
+/** Commits what is pending and closes storage. */
+void persist_close(struct node *n);
+/** Releases @p ack once every batch submitted before is durable. */
+void persist_barrier(struct node *n, struct conn_ack *ack);
+/** True when changes are written to disk (durability sync or relaxed). */
+bool persist_on(const struct node *n);
+/** Writes a retained message (an empty payload deletes the topic's);
+ * @p ack is released once it is durable. */
+void persist_retained(struct node *n, const struct msg *m,
+                      struct conn_ack *ack);
+/** Writes a persistent session's record (no-op for expiry 0). */
+void persist_session(struct sess *s);
+/** Deletes a session's record and its subscriptions. */
+void persist_session_del(struct sess *s);
+/** Writes (@p opts) or deletes (NULL) one subscription of a persistent
+ * session. */
+void persist_sub(struct sess *s, struct mqtt_bytes filter,
+                 const struct topic_sub_opts *opts);
 
 /* ---- share.c ---- */
 

@@ -103,8 +103,8 @@ router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s)
 	/* The Will's Message Expiry Interval counts from its publication
 	 * (§3.1.3.2.4 v5), not from the CONNECT. */
 	will->expiry_ms = expiry_s ? node_now_ms() + expiry_s * 1000ull : 0;
-	if (will->retain)
-		retain_set(n->retained, will);
+	if (will->retain && retain_set(n->retained, will) == 0)
+		persist_retained(n, will, NULL);
 	router_publish(n, will);
 }
 

@@ -253,6 +253,7 @@ sess_subscribe(struct sess *s, struct mqtt_bytes filter,
 			return rc;
 	}
 	sub->opts = *opts;
+	persist_sub(s, filter, opts);
 	return 0;
 }
 
@@ -267,6 +268,7 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 			*pp = sub->next;
 			sess_tree_remove(s, filter);
 			free(sub);
+			persist_sub(s, filter, NULL);
 			return 0;
 		}
 	}
@@ -375,6 +377,10 @@ sess_pid_in_use(const struct sess *s, uint16_t pid)
 	for (o = s->inflight; o; o = o->next)
 		if (o->packet_id == pid)
 			return true;
+	/* sent before a reconnect and held back by the new window */
+	for (o = s->queue; o && o->packet_id; o = o->next)
+		if (o->packet_id == pid)
+			return true;
 	return false;
 }
 
@@ -396,14 +402,17 @@ static void sess_inflight_remove(struct sess *s, struct sess_out *o,
 static void
 sess_send_out(struct sess *s, struct sess_out *o)
 {
+	bool again = o->packet_id != 0; /* held back at a resume */
+
 	o->next = NULL;
-	o->packet_id = sess_next_pid(s);
+	if (!again)
+		o->packet_id = sess_next_pid(s);
 	o->state = SESS_OUT_SENT;
 	*s->inflight_tail = o;
 	s->inflight_tail = &o->next;
 	s->n_inflight++;
 	if (!sess_send_publish(s, o->msg, o->qos, o->retain, o->packet_id,
-	                       false, o->sub_ids, o->n_sub_ids)) {
+	                       again, o->sub_ids, o->n_sub_ids)) {
 		/* too large for the client: as if acknowledged */
 		struct sess_out *prev = NULL, *p;
 		for (p = s->inflight; p != o; p = p->next)
@@ -424,7 +433,9 @@ sess_pump(struct sess *s)
 		if (!s->queue)
 			s->queue_tail = &s->queue;
 		s->n_queued--;
-		if (sess_msg_expired(o->msg, now)) {
+		/* a message sent once is finished even when it expires
+		 * [MQTT-4.3.3-7] v5 */
+		if (!o->packet_id && sess_msg_expired(o->msg, now)) {
 			sess_out_free(o);
 			continue;
 		}
@@ -510,13 +521,32 @@ sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 void
 sess_resume(struct sess *s)
 {
-	struct sess_out *o;
+	struct sess_out *o, *next, *prev = NULL, *held = NULL;
+	struct sess_out **held_tail = &held;
+	uint32_t sent = 0, n_held = 0, window = conn_window(s->conn);
 	struct mqtt_packet pkt;
 
 	/* [MQTT-4.4.0-1] re-send unacknowledged PUBLISH and PUBREL with
 	 * their original ids, in their original order [MQTT-4.6.0-1]. */
-	for (o = s->inflight; o && s->conn; o = o->next) {
+	for (o = s->inflight; o && s->conn; o = next) {
+		next = o->next;
+		if (o->state == SESS_OUT_SENT && sent >= window) {
+			/* [MQTT-4.9.0-1] v5: past the new connection's
+			 * Receive Maximum: it waits at the head of the queue
+			 * with its id, and goes again when the window opens */
+			if (prev)
+				prev->next = next;
+			else
+				s->inflight = next;
+			s->n_inflight--;
+			o->next = NULL;
+			*held_tail = o;
+			held_tail = &o->next;
+			n_held++;
+			continue;
+		}
 		if (o->state == SESS_OUT_SENT) {
+			sent++;
 			sess_send_publish(s, o->msg, o->qos, o->retain,
 			                  o->packet_id, true, o->sub_ids,
 			                  o->n_sub_ids);
@@ -527,6 +557,15 @@ sess_resume(struct sess *s)
 			pkt.u.ack.packet_id = o->packet_id;
 			conn_send_packet(s->conn, &pkt);
 		}
+		prev = o;
+	}
+	s->inflight_tail = prev ? &prev->next : &s->inflight;
+	if (held) {
+		*held_tail = s->queue;
+		if (!s->queue)
+			s->queue_tail = held_tail;
+		s->queue = held;
+		s->n_queued += n_held;
 	}
 	sess_pump(s);
 }
@@ -574,7 +613,7 @@ sess_on_puback(struct sess *s, uint16_t pid)
 }
 
 void
-sess_on_pubrec(struct sess *s, uint16_t pid)
+sess_on_pubrec(struct sess *s, uint16_t pid, uint8_t rc)
 {
 	struct sess_out *prev, *o = sess_inflight_find(s, pid, &prev);
 	struct mqtt_packet pkt;
@@ -582,6 +621,13 @@ sess_on_pubrec(struct sess *s, uint16_t pid)
 	if (!o || o->qos != 2) {
 		log_debug("pubrec for unknown packet id client=%s id=%u",
 		          s->client_id, pid);
+		return;
+	}
+	if (rc >= 0x80) {
+		/* [MQTT-4.4.0-2] [MQTT-4.3.3-4] v5: refused: treated as
+		 * acknowledged, no PUBREL, and the window slot is free */
+		sess_inflight_remove(s, o, prev);
+		sess_pump(s);
 		return;
 	}
 	o->state = SESS_OUT_PUBREL;
@@ -657,6 +703,7 @@ sess_end(struct sess *s)
 	struct node *n = s->node;
 	struct msg *will = s->will;
 
+	persist_session_del(s);
 	s->will = NULL;
 	if (will) {
 		/* [MQTT-3.1.2-8] v5: the session ends before the will delay */
@@ -689,6 +736,7 @@ sess_detach(struct sess *s, struct msg *will, uint32_t will_delay,
 		return;
 	}
 	s->expire_at = s->expiry == UINT32_MAX ? 0 : now + s->expiry * 1000ull;
+	persist_session(s);
 }
 
 void

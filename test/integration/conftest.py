@@ -5,6 +5,12 @@ start_broker(**env)  factory: start one broker on a free 127.0.0.1 port with a
                      (keyword names may be given as MQD_MQTT_MAX_INFLIGHT=2 or
                      mqtt_max_inflight=2); returns a Broker. proc_env={...}
                      adds other environment variables (e.g. ASAN_OPTIONS).
+                     For restarts: data_dir=PATH reuses a data dir (e.g.
+                     an earlier broker's .data_dir), port=N tries that port
+                     first (a free one if it is taken). expect_exit=True
+                     expects the broker to exit at start (e.g. on a broken
+                     data dir): returns the Broker once it has exited
+                     (.status = exit status), fails if it starts listening.
 broker               the default broker (start_broker() with no overrides).
 clients              factory for the three kinds of client, closed at teardown:
                      clients.raw(broker), clients.paho(broker, ...),
@@ -13,8 +19,10 @@ clients              factory for the three kinds of client, closed at teardown:
 
 Teardown sends SIGTERM to the broker's PID only, waits with a deadline, and
 fails the test unless it exited with status 0 and its stderr holds no
-sanitizer report. The broker's stderr is kept in a file and attached to the
-report of a failed test.
+sanitizer report. A broker stopped by the test with broker.kill() (SIGKILL by
+PID) is exempt from the exit-status check; its stderr is still checked. The
+broker's stderr is kept in a file and attached to the report of a failed
+test.
 
 MQD_TEST_BROKER=mosquitto runs the suite against /usr/sbin/mosquitto (to check
 the tests themselves); config keys mosquitto has no counterpart for skip the
@@ -26,6 +34,7 @@ import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +85,7 @@ class Broker:
         self.stopped = False
         self.start_failed = False
         self.died = False
+        self.killed = False
         self.status = None
 
     @property
@@ -138,6 +148,21 @@ class Broker:
                 self.proc.wait(STOP_TIMEOUT)
                 self.status = "did not exit within %.0fs of SIGTERM" % STOP_TIMEOUT
                 return self.status
+        self.status = self.proc.returncode
+        return self.status
+
+    def kill(self):
+        """SIGKILL by PID (a crash, as far as the broker can tell), wait
+        with a deadline, return the exit status. The broker is then exempt
+        from the teardown's exit-status check."""
+        if self.stopped:
+            return self.status
+        self.stopped = True
+        self.died = self.proc.poll() is not None
+        if not self.died:
+            self.killed = True
+            os.kill(self.pid, signal.SIGKILL)
+            self.proc.wait(STOP_TIMEOUT)
         self.status = self.proc.returncode
         return self.status
 
@@ -221,14 +246,22 @@ def start_broker(request, tmp_path):
     brokers = []
     request.node.stash[_BROKERS] = brokers
 
-    def start(proc_env=None, **env):
+    def start(proc_env=None, data_dir=None, port=None, expect_exit=False, **env):
         env = _normalise_env(env)
         n = len(brokers)
-        data_dir = tmp_path / ("data%d" % n)
-        data_dir.mkdir()
+        if data_dir is None:
+            data_dir = tmp_path / ("data%d" % n)
+            data_dir.mkdir()
+        else:
+            data_dir = Path(data_dir)
+            data_dir.mkdir(parents=True, exist_ok=True)
         log_path = str(tmp_path / ("broker%d.stderr.log" % n))
-        for _attempt in range(3):
-            port = free_port()
+        for attempt in range(3):
+            if attempt == 0 and port is not None:
+                want = port
+            else:
+                want = free_port()
+            port = want
             if BROKER_KIND == "mosquitto":
                 conf = _mosquitto_conf(port, str(data_dir), env)
                 cmd = [MOSQUITTO_BIN, "-c", conf]
@@ -246,6 +279,19 @@ def start_broker(request, tmp_path):
             b = Broker(BROKER_KIND, port, proc, log_path, str(data_dir), env)
             brokers.append(b)
             deadline = time.monotonic() + START_TIMEOUT
+            if expect_exit:
+                if _wait_port(proc, port, deadline):
+                    pytest.fail("broker started on port %d, expected it to exit\n%s"
+                                % (port, b.log_tail()))
+                if proc.poll() is None:
+                    b.start_failed = True
+                    b.stop()
+                    pytest.fail("broker neither listened nor exited within %.0fs\n%s"
+                                % (START_TIMEOUT, b.log_tail()))
+                b.start_failed = True      # the test asserts on the status
+                b.stopped = True
+                b.status = proc.returncode
+                return b
             if BROKER_KIND == "mosquitto":
                 # mosquitto miscounts a connection closed before CONNECT
                 # against max_connections: wait for its "running" log line
@@ -274,7 +320,9 @@ def start_broker(request, tmp_path):
         if b.start_failed:
             continue          # reported when it happened
         status = b.stop()
-        if b.died:
+        if b.killed:
+            pass                  # SIGKILLed by the test: no exit status to check
+        elif b.died:
             problems.append("broker pid %d died during the test (status %s)"
                             % (b.pid, status))
         elif status != 0:

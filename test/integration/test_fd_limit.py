@@ -52,7 +52,7 @@ def test_emfile_pauses_accept_and_recovers(tmp_path):
         # the clients it has are still served
         served[0].ping()
         # free descriptors: the waiting client is accepted and answered
-        for c in socks[:20]:
+        for c in socks[:30]:
             c.close()
         assert waiting.expect(m.CONNACK, timeout=10).rc == 0
     finally:
