@@ -367,7 +367,10 @@ static void
 conn_free_output(struct conn *c)
 {
 	struct out_item *it, *next;
+	struct conn_ack *a;
 
+	for (a = c->acks; a; a = a->next)
+		a->held = NULL; /* its item goes now */
 	for (it = c->out; it; it = next) {
 		next = it->next;
 		msg_unref(it->m);
@@ -1161,14 +1164,18 @@ conn_ack_ready(struct conn_ack *a, int err)
 		c->acks = a->next;
 		if (!c->acks)
 			c->acks_tail = &c->acks;
-		if (a->held) {
-			/* the subscription change is on disk: release the
-			 * SUBACK/UNSUBACK and what was queued after it */
-			a->held->held = false;
-			if (a->rc >= 0x80)
-				conn_abort(c, MQTT_RC_UNSPECIFIED,
-				           "storage failed");
-			conn_mark_dirty(c);
+		if (c->state == CONN_CLOSING || a->type == MQTT_CONNACK ||
+		    a->type == MQTT_SUBACK || a->type == MQTT_UNSUBACK) {
+			/* a held packet: on disk now, so it and what was
+			 * queued after it may go (its item is gone when the
+			 * connection is closing) */
+			if (a->held && c->state != CONN_CLOSING) {
+				a->held->held = false;
+				if (a->rc >= 0x80)
+					conn_abort(c, MQTT_RC_UNSPECIFIED,
+					           "storage failed");
+				conn_mark_dirty(c);
+			}
 			free(a);
 			continue;
 		}
