@@ -204,7 +204,7 @@ enum sess_out_state {
 struct sess {
 	struct node *node;
 	struct conn *conn; /* NULL while offline */
-	char *client_id;   /* NUL-terminated copy */
+	char *client_id;   /* NUL-terminated, points at id[] */
 	size_t id_len;
 	uint32_t hash;
 	uint32_t expiry;      /* seconds kept offline: 0 = ends with its
@@ -229,6 +229,7 @@ struct sess {
 	uint32_t n_qos2_in;
 	uint32_t cap_qos2_in;
 	uint64_t dropped; /* messages dropped for this session */
+	char id[];        /* the client id, in the same allocation */
 };
 
 /** The session of @p id, or NULL. */

@@ -94,14 +94,11 @@ sess_create(struct node *n, const char *id, size_t len, uint32_t expiry,
 
 	if ((t->n + t->tomb + 1) * 4 > t->cap * 3 && sess_table_grow(t))
 		return NULL;
-	s = calloc(1, sizeof(*s));
+	/* one allocation: an idle connection's session costs one chunk */
+	s = calloc(1, sizeof(*s) + len + 1);
 	if (!s)
 		return NULL;
-	s->client_id = malloc(len + 1);
-	if (!s->client_id) {
-		free(s);
-		return NULL;
-	}
+	s->client_id = s->id;
 	memcpy(s->client_id, id, len);
 	s->client_id[len] = '\0';
 	s->id_len = len;
@@ -154,7 +151,6 @@ sess_free(struct sess *s)
 	sess_out_free_list(s->queue);
 	msg_unref(s->will);
 	free(s->qos2_in);
-	free(s->client_id);
 	free(s);
 }
 
