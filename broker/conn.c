@@ -24,6 +24,7 @@
  * messages to it are dropped (QoS 1/2 are bounded by the window). */
 #define CONN_OUT_LIMIT (4u * 1024 * 1024)
 #define CONN_IOV_MAX   64
+#define CONN_ADDR_LEN  56 /* "[" IPv6 "]:" port, NUL */
 
 /* One encoded packet waiting to be written: header bytes, then the
  * payload of a msg by reference. */
@@ -105,7 +106,9 @@ struct conn {
 	bool want_write;
 	bool read_on; /* EV_READ is in the interest set */
 	bool will_on_close;
-	char addr[48]; /* peer address for logs */
+	uint8_t peer_ip[16]; /* peer address (4 bytes used for IPv4) */
+	uint16_t peer_port;
+	uint8_t peer_family; /* AF_INET, AF_INET6, or 0 when unknown */
 };
 
 /* An ack queued behind a commit (see conn_ack_defer). */
@@ -258,30 +261,43 @@ conn_client_id(const struct conn *c)
 	return c->sess ? c->sess->client_id : "-";
 }
 
+/* Keeps the peer address in binary (19 bytes, not a 48-byte string):
+ * every connection holds it, and it is only formatted for log lines. */
 static void
-conn_format_addr(struct conn *c, const struct sockaddr *sa)
+conn_set_peer(struct conn *c, const struct sockaddr *sa)
 {
-	char ip[INET6_ADDRSTRLEN] = "?";
-	unsigned port = 0;
-
 	if (sa->sa_family == AF_INET) {
 		const struct sockaddr_in *in = (const void *)sa;
-		inet_ntop(AF_INET, &in->sin_addr, ip, sizeof(ip));
-		port = ntohs(in->sin_port);
-		snprintf(c->addr, sizeof(c->addr), "%s:%u", ip, port);
+		memcpy(c->peer_ip, &in->sin_addr, 4);
+		c->peer_port = ntohs(in->sin_port);
+		c->peer_family = AF_INET;
 	} else if (sa->sa_family == AF_INET6) {
 		const struct sockaddr_in6 *in6 = (const void *)sa;
-		inet_ntop(AF_INET6, &in6->sin6_addr, ip, sizeof(ip));
-		port = ntohs(in6->sin6_port);
-		snprintf(c->addr, sizeof(c->addr), "[%s]:%u", ip, port);
-	} else {
-		snprintf(c->addr, sizeof(c->addr), "?");
+		memcpy(c->peer_ip, &in6->sin6_addr, 16);
+		c->peer_port = ntohs(in6->sin6_port);
+		c->peer_family = AF_INET6;
 	}
+}
+
+/* The peer address as "ip:port" / "[ip]:port" in @p buf, for logs. */
+static const char *
+conn_addr(const struct conn *c, char buf[CONN_ADDR_LEN])
+{
+	char ip[INET6_ADDRSTRLEN] = "?";
+
+	if (!c->peer_family)
+		return "?";
+	inet_ntop(c->peer_family, c->peer_ip, ip, sizeof(ip));
+	snprintf(buf, CONN_ADDR_LEN,
+	         c->peer_family == AF_INET6 ? "[%s]:%u" : "%s:%u", ip,
+	         c->peer_port);
+	return buf;
 }
 
 void
 conn_accept(struct node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 {
+	char ab[CONN_ADDR_LEN];
 	struct conn *c;
 	int one = 1;
 
@@ -307,7 +323,7 @@ conn_accept(struct node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 	c->state = CONN_NEW;
 	c->read_on = true;
 	c->deadline = node_now_ms() + n->cfg->connect_timeout_ms;
-	conn_format_addr(c, sa);
+	conn_set_peer(c, sa);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	event_assign(&c->ev, n->base, fd, EV_READ | EV_PERSIST, conn_on_event,
 	             c);
@@ -322,7 +338,7 @@ conn_accept(struct node *n, int fd, const struct sockaddr *sa, socklen_t salen)
 	n->conns = c;
 	n->n_conns++;
 	n->stats.conn_accepted++;
-	log_debug("connection accepted addr=%s", c->addr);
+	log_debug("connection accepted addr=%s", conn_addr(c, ab));
 }
 
 void
@@ -385,6 +401,7 @@ conn_free_output(struct conn *c)
 static void
 conn_destroy(struct conn *c)
 {
+	char ab[CONN_ADDR_LEN];
 	struct node *n = c->node;
 	struct sess *s = c->sess;
 
@@ -400,11 +417,11 @@ conn_destroy(struct conn *c)
 	close(c->fd);
 	if (s && s->conn == c) {
 		log_info("client disconnected client=%s addr=%s reason=\"%s\"",
-		         s->client_id, c->addr,
+		         s->client_id, conn_addr(c, ab),
 		         c->close_why ? c->close_why : "");
 	} else {
-		log_debug("connection closed addr=%s reason=\"%s\"", c->addr,
-		          c->close_why ? c->close_why : "");
+		log_debug("connection closed addr=%s reason=\"%s\"",
+		          conn_addr(c, ab), c->close_why ? c->close_why : "");
 	}
 	if (s && s->conn == c) {
 		sess_detach(s, c->will_on_close ? c->will : NULL,
@@ -721,6 +738,7 @@ conn_send_held(struct conn *c, const struct mqtt_packet *pkt)
 static void
 conn_refuse(struct conn *c, uint8_t rc, const char *why)
 {
+	char ab[CONN_ADDR_LEN];
 	struct mqtt_packet pkt;
 
 	memset(&pkt, 0, sizeof(pkt));
@@ -730,7 +748,7 @@ conn_refuse(struct conn *c, uint8_t rc, const char *why)
 	conn_send_packet(c, &pkt);
 	if (log_limit_ok(&c->node->log_lim, 20))
 		log_info("connection refused addr=%s rc=%u reason=\"%s\"",
-		         c->addr, rc, why);
+		         conn_addr(c, ab), rc, why);
 	conn_close(c, why, false);
 }
 
@@ -752,6 +770,8 @@ static int
 conn_attach_session(struct conn *c, const char *id, size_t len, bool clean,
                     uint32_t expiry)
 {
+	char ab[CONN_ADDR_LEN];
+	char ab2[CONN_ADDR_LEN];
 	struct node *n = c->node;
 	struct sess *s = sess_find(n, id, len);
 	bool present = false;
@@ -759,7 +779,7 @@ conn_attach_session(struct conn *c, const char *id, size_t len, bool clean,
 	if (s && s->conn) {
 		struct conn *old = s->conn;
 		log_info("session taken over client=%s old_addr=%s new_addr=%s",
-		         s->client_id, old->addr, c->addr);
+		         s->client_id, conn_addr(old, ab2), conn_addr(c, ab));
 		old->sess = NULL;
 		s->conn = NULL;
 		/* [MQTT-3.1.4-3] The old connection ends without DISCONNECT
@@ -878,6 +898,7 @@ static void
 conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
                     const char *auth_data)
 {
+	char ab[CONN_ADDR_LEN];
 	struct node *n = c->node;
 	bool v5 = ck->version == MQTT_V5;
 	const char *id = (const char *)ck->client_id.p;
@@ -937,8 +958,8 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		return;
 	log_info("client connected client=%s addr=%s proto=%u clean=%d "
 	         "keepalive=%u session_present=%d",
-	         c->sess->client_id, c->addr, ck->version, ck->clean_start,
-	         keepalive, present);
+	         c->sess->client_id, conn_addr(c, ab), ck->version,
+	         ck->clean_start, keepalive, present);
 	if (present)
 		sess_resume(c->sess);
 	return;
@@ -1015,6 +1036,7 @@ conn_scram_start(struct conn *c, const struct mqtt_connect *ck,
 static void
 conn_on_auth(struct conn *c, const struct mqtt_disconnect *au)
 {
+	char ab[CONN_ADDR_LEN];
 	struct conn_v5 *v = c->v5;
 	static const char method[] = AUTH_SCRAM_METHOD;
 	struct mqtt_packet pkt;
@@ -1043,7 +1065,7 @@ conn_on_auth(struct conn *c, const struct mqtt_disconnect *au)
 	rc = mqtt_decode(v->connect_raw, v->connect_len, MQTT_V5, &pkt, &used);
 	if (rc == 0) {
 		log_debug("authenticated method=%s user=%s addr=%s", method,
-		          user, c->addr);
+		          user, conn_addr(c, ab));
 		c->state = CONN_NEW;
 		conn_accept_connect(c, &pkt.u.connect, server_final);
 	}
@@ -1519,10 +1541,11 @@ static void
 conn_on_bad_packet(struct conn *c, uint8_t type, int err,
                    const struct mqtt_packet *pkt)
 {
+	char ab[CONN_ADDR_LEN];
 	if (log_limit_ok(&c->node->log_lim, 20))
 		log_info("bad packet client=%s addr=%s type=%s err=\"%s\"",
-		         conn_client_id(c), c->addr, mqtt_type_name(type),
-		         err_str(err));
+		         conn_client_id(c), conn_addr(c, ab),
+		         mqtt_type_name(type), err_str(err));
 	if (c->state == CONN_NEW && type == MQTT_CONNECT &&
 	    err == ERR_BAD_VERSION) {
 		/* [MQTT-3.1.2-2] an unsupported level gets 0x01, then close */
