@@ -1068,6 +1068,10 @@ conn_on_auth(struct conn *c, const struct mqtt_disconnect *au)
 		          user, conn_addr(c, ab));
 		c->state = CONN_NEW;
 		conn_accept_connect(c, &pkt.u.connect, server_final);
+	} else {
+		/* cannot happen (it decoded before); never leave the client
+		 * waiting for a CONNACK */
+		conn_refuse(c, MQTT_RC_UNSPECIFIED, err_str(rc));
 	}
 	free(server_final);
 	auth_scram_free(v->scram);
