@@ -1,8 +1,9 @@
 /*
- * The on-disk encodings of storage's records and keys, version 1: a leading
- * version byte, fixed-width big-endian integers, two-byte-length strings for
- * topics, filters and client ids, four-byte-length blobs for payloads and
- * properties. Written with struct buf, read with struct rd.
+ * The on-disk encodings of storage's records and keys: a leading version
+ * byte, fixed-width big-endian integers, two-byte-length strings for topics,
+ * filters and client ids, four-byte-length blobs for payloads and
+ * properties. Written at REC_VERSION; every older version is still read.
+ * Written with struct buf, read with struct rd.
  */
 #include "storage/storage_int.h"
 
@@ -128,14 +129,13 @@ get_bool(struct rd *r, bool *v)
 	return rc;
 }
 
-/* Opens a record: the version byte must be one this code reads. */
+/* Opens a record: the version byte, stored in *ver, must be one this code
+ * reads (1 to REC_VERSION). */
 static int
-rec_open(struct rd *r, const uint8_t *p, size_t n)
+rec_open(struct rd *r, const uint8_t *p, size_t n, uint8_t *ver)
 {
-	uint8_t ver;
-
 	rd_init(r, p, n);
-	if (rd_u8(r, &ver) != 0 || ver != REC_VERSION)
+	if (rd_u8(r, ver) != 0 || *ver < 1 || *ver > REC_VERSION)
 		return ERR_MALFORMED;
 	return 0;
 }
@@ -165,10 +165,11 @@ int
 rec_retained_dec(const uint8_t *p, size_t n, struct store_retained *out)
 {
 	struct rd r;
+	uint8_t ver;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (rec_open(&r, p, n) != 0)
+	if (rec_open(&r, p, n, &ver) != 0)
 		return ERR_MALFORMED;
 	rc = rd_u8(&r, &out->qos);
 	rc = rc ? rc : rec_u64(&r, &out->expires_at);
@@ -195,17 +196,19 @@ rec_session_enc(struct buf *b, const struct store_session *ss)
 	buf_put_str(b, ss->will_topic.p, ss->will_topic.len);
 	put_blob(b, ss->will_payload);
 	put_blob(b, ss->will_props);
+	rec_put_u64(b, ss->will_at); /* version 2 */
+	buf_put_u32(b, ss->will_expiry);
 }
 
 int
 rec_session_dec(const uint8_t *p, size_t n, struct store_session *out)
 {
 	struct rd r;
-	uint8_t flags = 0;
+	uint8_t ver, flags = 0;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (rec_open(&r, p, n) != 0)
+	if (rec_open(&r, p, n, &ver) != 0)
 		return ERR_MALFORMED;
 	rc = rd_u8(&r, &out->version);
 	rc = rc ? rc : rd_u32(&r, &out->expiry_interval);
@@ -218,6 +221,10 @@ rec_session_dec(const uint8_t *p, size_t n, struct store_session *out)
 	rc = rc ? rc : get_str(&r, &out->will_topic);
 	rc = rc ? rc : get_blob(&r, &out->will_payload);
 	rc = rc ? rc : get_blob(&r, &out->will_props);
+	if (ver >= 2) {
+		rc = rc ? rc : rec_u64(&r, &out->will_at);
+		rc = rc ? rc : rd_u32(&r, &out->will_expiry);
+	}
 	out->has_will = flags & 1;
 	out->will_retain = (flags & 2) != 0;
 	return rec_close(&r, rc);
@@ -237,10 +244,11 @@ int
 rec_sub_dec(const uint8_t *p, size_t n, struct store_sub *out)
 {
 	struct rd r;
+	uint8_t ver;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (rec_open(&r, p, n) != 0)
+	if (rec_open(&r, p, n, &ver) != 0)
 		return ERR_MALFORMED;
 	rc = rd_u8(&r, &out->options);
 	rc = rc ? rc : rd_u32(&r, &out->sub_id);
@@ -267,10 +275,11 @@ int
 rec_payload_dec(const uint8_t *p, size_t n, struct store_payload *out)
 {
 	struct rd r;
+	uint8_t ver;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (rec_open(&r, p, n) != 0)
+	if (rec_open(&r, p, n, &ver) != 0)
 		return ERR_MALFORMED;
 	rc = rd_u32(&r, &out->refs);
 	rc = rc ? rc : rec_u64(&r, &out->msg_id);
@@ -305,11 +314,11 @@ int
 rec_queue_dec(const uint8_t *p, size_t n, struct store_queue_entry *out)
 {
 	struct rd r;
-	uint8_t i;
+	uint8_t i, ver;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (rec_open(&r, p, n) != 0)
+	if (rec_open(&r, p, n, &ver) != 0)
 		return ERR_MALFORMED;
 	rc = rec_u64(&r, &out->msg_id);
 	rc = rc ? rc : rec_u64(&r, &out->seq);
@@ -335,16 +344,18 @@ rec_inflight_enc(struct buf *b, const struct store_inflight *f)
 	buf_put_u8(b, f->qos);
 	buf_put_u8(b, f->retain ? 1 : 0);
 	buf_put_str(b, f->client_id.p, f->client_id.len);
+	rec_put_u64(b, f->seq); /* version 2 */
 }
 
 int
 rec_inflight_dec(const uint8_t *p, size_t n, struct store_inflight *out)
 {
 	struct rd r;
+	uint8_t ver;
 	int rc;
 
 	memset(out, 0, sizeof(*out));
-	if (rec_open(&r, p, n) != 0)
+	if (rec_open(&r, p, n, &ver) != 0)
 		return ERR_MALFORMED;
 	rc = rec_u64(&r, &out->msg_id);
 	rc = rc ? rc : rd_u8(&r, &out->dir);
@@ -353,5 +364,7 @@ rec_inflight_dec(const uint8_t *p, size_t n, struct store_inflight *out)
 	rc = rc ? rc : rd_u8(&r, &out->qos);
 	rc = rc ? rc : get_bool(&r, &out->retain);
 	rc = rc ? rc : get_str(&r, &out->client_id);
+	if (ver >= 2)
+		rc = rc ? rc : rec_u64(&r, &out->seq);
 	return rec_close(&r, rc);
 }

@@ -14,7 +14,7 @@
 #include "proto/proto.h"
 
 /** Schema version this code writes; a newer one on disk is refused. */
-#define STORE_SCHEMA_VERSION 1
+#define STORE_SCHEMA_VERSION 2
 /** Longest client id storage accepts (bytes). */
 #define STORE_CLIENT_ID_MAX 255
 
@@ -77,7 +77,11 @@ struct store_session {
 	bool has_will;            /* the will fields below are meaningful */
 	uint8_t will_qos;
 	bool will_retain;
-	uint32_t will_delay; /* will delay interval, seconds */
+	uint32_t will_delay;  /* will delay interval, seconds */
+	uint64_t will_at;     /* wall ms the delayed will is due (offline
+	                       * session), 0 = not pending */
+	uint32_t will_expiry; /* will Message Expiry Interval, seconds;
+	                       * 0 = none */
 	struct mqtt_bytes will_topic;
 	struct mqtt_bytes will_payload;
 	struct mqtt_bytes will_props;
@@ -141,6 +145,8 @@ struct store_inflight {
 	uint8_t qos;
 	bool retain;
 	uint64_t msg_id; /* payload referenced (OUT), 0 = none */
+	uint64_t seq;    /* OUT: send order within the session (the queue
+	                  * seq it had), so a restart re-sends in order */
 };
 
 struct store;

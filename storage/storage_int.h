@@ -13,7 +13,12 @@
 #include "proto/proto.h"
 #include "storage/storage.h"
 
-#define REC_VERSION 1
+/* Version of the records written. Decoders read every version from 1 to
+ * REC_VERSION; new fields are appended, so older records read as a prefix
+ * with the new fields 0.
+ *   2: session records end with will_at and will_expiry, in-flight records
+ *      with seq; the other records are as in version 1. */
+#define REC_VERSION 2
 
 /* Longest key written: LMDB's default limit is 511 bytes. Longer keys keep
  * their first KEY_KEEP bytes and end with a 64-bit hash of the whole key. */
@@ -92,5 +97,12 @@ int batch_next(struct rd *r, struct batch_rec *op);
  * submitted meanwhile pile up and share one transaction on release.
  */
 void store_test_hold(struct store *s, bool hold);
+
+/**
+ * Test hook: how many times the writer has rewritten a payload record to
+ * change its refcount (at most once per payload per batch). Read it after
+ * the completions of the batches it counts have run.
+ */
+uint64_t store_test_ref_writes(const struct store *s);
 
 #endif

@@ -24,9 +24,16 @@
 #define STORE_FULL      2 /* internal: MDB_MAP_FULL, grow and retry */
 #define DEFAULT_MAP     ((size_t)1 << 20)
 #define DEFAULT_SYNC_MS 1000
+#define REFS_KEEP       4096 /* ref_delta entries kept between batches */
 
 static const char *const db_names[STORE_DB_COUNT] = {
 	"meta", "retained", "sessions", "subs", "queue", "payloads", "inflight",
+};
+
+/* A payload reference change of the batch being applied. */
+struct ref_delta {
+	uint64_t id;   /* payload msg id */
+	int64_t delta; /* references gained (> 0) or dropped (< 0) */
 };
 
 struct store {
@@ -37,9 +44,17 @@ struct store {
 	size_t max_size;    /* map growth limit */
 	int efd;            /* eventfd: completions are waiting */
 	uint64_t node_id;   /* from meta */
-	uint32_t schema;    /* version found at open */
+	uint32_t schema;    /* version on disk after open (and migration) */
 	struct buf name;    /* node name from meta */
 	struct buf scratch; /* writer thread only: record copies */
+	/* writer thread only: the payload reference changes of the batch
+	 * being applied, written once per payload at its end (refs_apply);
+	 * empty between batches */
+	struct ref_delta *refs;
+	size_t n_refs;       /* entries used */
+	size_t cap_refs;     /* entries allocated */
+	uint64_t ref_seen;   /* a payload id found to exist in this batch */
+	uint64_t ref_writes; /* payload refcount rewrites (test hook) */
 	pthread_t writer;
 	bool started;             /* writer thread running */
 	pthread_rwlock_t resize;  /* read txns read-lock; resize write-locks */
@@ -115,6 +130,7 @@ store_free(struct store *s)
 		close(s->efd);
 	buf_fini(&s->name);
 	buf_fini(&s->scratch);
+	free(s->refs);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	pthread_rwlock_destroy(&s->resize);
@@ -248,37 +264,51 @@ new_node_id(void)
 	return id ? id : 1;
 }
 
-/* Schema version: absent on create (write it), newer refused. Versions
- * older than STORE_SCHEMA_VERSION would be migrated here, one step at a
- * time; version 1 is the first, so there are none yet. */
+/* Writes STORE_SCHEMA_VERSION to meta (create or migration). */
+static int
+schema_put(struct store *s, MDB_txn *txn, const char **why)
+{
+	uint8_t ver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
+	int rc;
+
+	s->schema = STORE_SCHEMA_VERSION;
+	rc = meta_put(s, txn, "schema_version", ver, sizeof(ver));
+	*why = "data.mdb: cannot write the schema version";
+	return rc == MDB_MAP_FULL ? ERR_LIMIT : mdb_to_err(rc);
+}
+
+/*
+ * Schema version: absent on create (write it), newer refused, older
+ * migrated here one step at a time, inside the open transaction so that a
+ * failed migration leaves the data dir as it was. The steps:
+ *   1 -> 2: session records gained will_at and will_expiry, in-flight
+ *           records seq (record version 2). Version 1 records stay
+ *           readable as they are (the new fields read as 0) and are
+ *           rewritten as version 2 when next put, so only the stored
+ *           schema version changes.
+ */
 static int
 meta_schema(struct store *s, MDB_txn *txn, const char **why)
 {
-	uint8_t ver[4] = { 0, 0, 0, STORE_SCHEMA_VERSION };
 	MDB_val v;
 	int rc;
 
 	rc = meta_get(s, txn, "schema_version", &v);
-	if (rc == MDB_NOTFOUND) {
-		s->schema = STORE_SCHEMA_VERSION;
-		rc = meta_put(s, txn, "schema_version", ver, sizeof(ver));
-		*why = "data.mdb: cannot write the schema version";
-		return rc == MDB_MAP_FULL ? ERR_LIMIT : mdb_to_err(rc);
-	}
-	if (rc != 0 || v.mv_size != 4) {
+	if (rc == MDB_NOTFOUND)
+		return schema_put(s, txn, why);
+	if (rc == 0 && v.mv_size == 4)
+		s->schema = be32(v.mv_data);
+	if (rc != 0 || v.mv_size != 4 || s->schema < 1) {
 		*why = "data.mdb: schema version unreadable (damaged)";
 		return ERR_IO;
 	}
-	s->schema = be32(v.mv_data);
 	if (s->schema > STORE_SCHEMA_VERSION) {
 		*why = "data.mdb: schema version is newer than this mqd "
 		       "supports (upgrade mqd)";
 		return ERR_WRONG_STATE;
 	}
-	if (s->schema < 1) {
-		*why = "data.mdb: schema version unreadable (damaged)";
-		return ERR_IO;
-	}
+	if (s->schema < STORE_SCHEMA_VERSION)
+		return schema_put(s, txn, why); /* 1 -> 2: nothing to rewrite */
 	return 0;
 }
 
@@ -439,20 +469,97 @@ store_schema_version(const struct store *s)
 
 /* --- applying ops (writer thread) ---------------------------------------- */
 
-/* Adds delta (+1 / -1) to a payload's refcount, deleting it at zero. */
+/*
+ * Payload references. A queue or in-flight put or delete does not rewrite
+ * the payload record (which would copy the payload once per entry, 10,000
+ * times for a message fanned out to 10,000 sessions): it records +1 / -1 in
+ * s->refs, and refs_apply writes each payload's net change once at the end
+ * of the batch. Payloads are deleted only there (and by orphans_drop), so a
+ * payload found during a batch exists until its end.
+ */
+
+static MDB_val
+payload_key(uint8_t *kb, uint64_t id)
+{
+	struct buf b;
+
+	buf_init_fixed(&b, kb, 8);
+	key_put_u64(&b, id);
+	return (MDB_val){ 8, kb };
+}
+
+/* 0 if payload id exists (stored earlier or put in this batch), else
+ * ERR_NOTFOUND. Copies nothing. */
 static int
-payload_ref(struct store *s, MDB_txn *txn, uint64_t id, int delta)
+payload_check(struct store *s, MDB_txn *txn, uint64_t id)
+{
+	uint8_t kb[8];
+	MDB_val k = payload_key(kb, id), v;
+	int rc;
+
+	if (id == s->ref_seen)
+		return 0;
+	rc = mdb_get(txn, s->dbi[STORE_DB_PAYLOADS], &k, &v);
+	if (rc == MDB_NOTFOUND)
+		return ERR_NOTFOUND;
+	if (rc == 0)
+		s->ref_seen = id;
+	return mdb_to_err(rc);
+}
+
+/* Records a reference change of payload id. Consecutive changes to one
+ * payload (a fan-out) share an entry. */
+static int
+ref_add(struct store *s, uint64_t id, int64_t delta)
+{
+	struct ref_delta *p;
+	size_t cap;
+
+	if (s->n_refs > 0 && s->refs[s->n_refs - 1].id == id) {
+		s->refs[s->n_refs - 1].delta += delta;
+		return 0;
+	}
+	if (s->n_refs == s->cap_refs) {
+		cap = s->cap_refs ? s->cap_refs * 2 : 64;
+		if (cap > SIZE_MAX / sizeof(*p))
+			return ERR_NOMEM;
+		p = realloc(s->refs, cap * sizeof(*p));
+		if (p == NULL)
+			return ERR_NOMEM;
+		s->refs = p;
+		s->cap_refs = cap;
+	}
+	s->refs[s->n_refs].id = id;
+	s->refs[s->n_refs].delta = delta;
+	s->n_refs++;
+	return 0;
+}
+
+/* Empties s->refs for the next batch, giving back a large array. */
+static void
+refs_reset(struct store *s)
+{
+	s->n_refs = 0;
+	s->ref_seen = 0;
+	if (s->cap_refs > REFS_KEEP) {
+		free(s->refs);
+		s->refs = NULL;
+		s->cap_refs = 0;
+	}
+}
+
+/* Adds delta to a payload's refcount, deleting it at zero: one copy of the
+ * record whatever the size of delta. */
+static int
+payload_adjust(struct store *s, MDB_txn *txn, uint64_t id, int64_t delta)
 {
 	MDB_dbi dbi = s->dbi[STORE_DB_PAYLOADS];
 	uint8_t kb[8];
-	struct buf kbuf;
-	MDB_val k = { sizeof(kb), kb }, v;
-	uint32_t refs;
+	MDB_val k = payload_key(kb, id), v;
+	int64_t refs;
 	uint8_t *p;
 	int rc;
 
-	buf_init_fixed(&kbuf, kb, sizeof(kb));
-	key_put_u64(&kbuf, id);
 	rc = mdb_get(txn, dbi, &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return delta > 0 ? ERR_NOTFOUND : 0;
@@ -460,12 +567,11 @@ payload_ref(struct store *s, MDB_txn *txn, uint64_t id, int delta)
 		return mdb_to_err(rc);
 	if (v.mv_size < REC_REF_OFF + 4)
 		return ERR_MALFORMED;
-	refs = be32((const uint8_t *)v.mv_data + REC_REF_OFF);
-	if (delta < 0 && refs <= 1)
+	refs = (int64_t)be32((const uint8_t *)v.mv_data + REC_REF_OFF) + delta;
+	if (refs <= 0)
 		return mdb_to_err(mdb_del(txn, dbi, &k, NULL));
-	if (delta > 0 && refs == UINT32_MAX)
+	if (refs > UINT32_MAX)
 		return ERR_LIMIT;
-	refs = delta > 0 ? refs + 1 : refs - 1;
 	buf_reset(&s->scratch);
 	buf_put_bytes(&s->scratch, v.mv_data, v.mv_size);
 	if (buf_failed(&s->scratch))
@@ -476,7 +582,38 @@ payload_ref(struct store *s, MDB_txn *txn, uint64_t id, int delta)
 	p[2] = (uint8_t)(refs >> 8);
 	p[3] = (uint8_t)refs;
 	v.mv_data = s->scratch.data;
+	s->ref_writes++;
 	return mdb_to_err(mdb_put(txn, dbi, &k, &v, 0));
+}
+
+static int
+ref_cmp(const void *a, const void *b)
+{
+	const struct ref_delta *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
+
+/* Applies the batch's reference changes, once per payload, in key order. */
+static int
+refs_apply(struct store *s, MDB_txn *txn)
+{
+	struct ref_delta *r = s->refs;
+	size_t i, j;
+	int64_t sum;
+	int rc = 0;
+
+	if (s->n_refs == 0)
+		return 0; /* r may be NULL, which qsort does not take */
+	qsort(r, s->n_refs, sizeof(*r), ref_cmp);
+	for (i = 0; i < s->n_refs && rc == 0; i = j) {
+		sum = 0;
+		for (j = i; j < s->n_refs && r[j].id == r[i].id; j++)
+			sum += r[j].delta;
+		if (sum != 0)
+			rc = payload_adjust(s, txn, r[i].id, sum);
+	}
+	return rc;
 }
 
 /* The msg id a stored queue / in-flight record references (0: none). */
@@ -510,15 +647,18 @@ ref_put(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 	bool found;
 	int rc;
 
-	/* take the new reference first: replacing an entry by one for the
-	 * same payload must not drop it to zero on the way */
-	if (op->ref != 0 && (rc = payload_ref(s, txn, op->ref, 1)) != 0)
-		return rc;
+	if (op->ref != 0) {
+		rc = payload_check(s, txn, op->ref);
+		if (rc == 0)
+			rc = ref_add(s, op->ref, 1);
+		if (rc != 0)
+			return rc;
+	}
 	rc = old_ref(txn, dbi, &k, &found, &old);
 	if (rc == 0)
 		rc = mdb_to_err(mdb_put(txn, dbi, &k, &v, 0));
 	if (rc == 0 && old != 0)
-		rc = payload_ref(s, txn, old, -1);
+		rc = ref_add(s, old, -1);
 	return rc;
 }
 
@@ -536,7 +676,7 @@ ref_del(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 		return rc;
 	rc = mdb_to_err(mdb_del(txn, dbi, &k, NULL));
 	if (rc == 0 && old != 0)
-		rc = payload_ref(s, txn, old, -1);
+		rc = ref_add(s, old, -1);
 	return rc;
 }
 
@@ -548,12 +688,12 @@ prefix_del(struct store *s, MDB_txn *txn, enum store_db db,
 	MDB_cursor *c;
 	MDB_val k = *prefix, v;
 	uint64_t id;
-	int rc, op = MDB_SET_RANGE;
+	int mrc, rc = 0, op = MDB_SET_RANGE;
 
-	rc = mdb_cursor_open(txn, s->dbi[db], &c);
-	if (rc != 0)
-		return mdb_to_err(rc);
-	while ((rc = mdb_cursor_get(c, &k, &v, op)) == 0) {
+	mrc = mdb_cursor_open(txn, s->dbi[db], &c);
+	if (mrc != 0)
+		return mdb_to_err(mrc);
+	while ((mrc = mdb_cursor_get(c, &k, &v, op)) == 0) {
 		op = MDB_NEXT; /* after a delete: the entry that followed */
 		if (k.mv_size < prefix->mv_size ||
 		    memcmp(k.mv_data, prefix->mv_data, prefix->mv_size) != 0)
@@ -562,14 +702,16 @@ prefix_del(struct store *s, MDB_txn *txn, enum store_db db,
 		if (refs && v.mv_size >= REC_REF_OFF + 8)
 			id = key_get_u64((const uint8_t *)v.mv_data +
 			                 REC_REF_OFF);
-		rc = mdb_cursor_del(c, 0);
-		if (rc == 0 && id != 0)
-			rc = payload_ref(s, txn, id, -1);
-		if (rc != 0)
+		mrc = mdb_cursor_del(c, 0);
+		if (mrc != 0)
+			break;
+		if (id != 0 && (rc = ref_add(s, id, -1)) != 0)
 			break;
 	}
 	mdb_cursor_close(c);
-	return rc == MDB_NOTFOUND || rc == 0 ? 0 : mdb_to_err(rc);
+	if (rc == 0 && mrc != 0 && mrc != MDB_NOTFOUND)
+		rc = mdb_to_err(mrc);
+	return rc;
 }
 
 static int
@@ -651,7 +793,8 @@ orphans_drop(struct store *s, MDB_txn *txn, const struct store_batch *b)
 	return rc == 1 ? 0 : rc;
 }
 
-/* One batch in a nested transaction: all of it or nothing. */
+/* One batch in a nested transaction: all of it or nothing. Its payload
+ * reference changes are applied at its end, before orphans are dropped. */
 static int
 batch_apply(struct store *s, MDB_txn *parent, const struct store_batch *b)
 {
@@ -672,7 +815,10 @@ batch_apply(struct store *s, MDB_txn *parent, const struct store_batch *b)
 	if (rc == 0 && nrc < 0)
 		rc = nrc;
 	if (rc == 0)
+		rc = refs_apply(s, txn);
+	if (rc == 0)
 		rc = orphans_drop(s, txn, b);
+	refs_reset(s);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -858,6 +1004,12 @@ store_test_hold(struct store *s, bool hold)
 	s->hold = hold;
 	pthread_cond_signal(&s->cv);
 	pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t
+store_test_ref_writes(const struct store *s)
+{
+	return s->ref_writes;
 }
 
 /* --- submit and complete (loop thread) ----------------------------------- */

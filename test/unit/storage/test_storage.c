@@ -1,8 +1,10 @@
 /*
  * Unit tests of storage/: open, create and reopen on a temp dir, the schema
- * check, record round trips, queue order, deletion, payload sharing and
- * refcounts, group commit, completion order through the notify fd, map
- * growth up to max_size, a damaged data file and durability none.
+ * check and the migration from schema 1, record round trips and version 1
+ * records, queue order, deletion, payload sharing and refcounts (settled
+ * once per payload per batch), group commit, completion order through the
+ * notify fd, map growth up to max_size, a damaged data file and durability
+ * none.
  */
 #include <check.h>
 #include <dirent.h>
@@ -198,6 +200,19 @@ START_TEST(test_open_create_reopen)
 }
 END_TEST
 
+/* The data dir's LMDB environment, opened behind storage's back (only
+ * while no store is open on it). */
+static MDB_env *
+raw_env(void)
+{
+	MDB_env *env;
+
+	ck_assert_int_eq(mdb_env_create(&env), 0);
+	mdb_env_set_maxdbs(env, 16);
+	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
+	return env;
+}
+
 /* Writes meta/schema_version behind storage's back. */
 static void
 poke_schema(uint32_t v)
@@ -205,13 +220,10 @@ poke_schema(uint32_t v)
 	uint8_t be[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16),
 		          (uint8_t)(v >> 8), (uint8_t)v };
 	MDB_val k = { 14, (void *)"schema_version" }, val = { 4, be };
-	MDB_env *env;
+	MDB_env *env = raw_env();
 	MDB_txn *txn;
 	MDB_dbi dbi;
 
-	ck_assert_int_eq(mdb_env_create(&env), 0);
-	mdb_env_set_maxdbs(env, 16);
-	ck_assert_int_eq(mdb_env_open(env, dir, 0, 0600), 0);
 	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
 	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
 	ck_assert_int_eq(mdb_put(txn, dbi, &k, &val, 0), 0);
@@ -349,18 +361,19 @@ see_session(void *arg, const struct store_session *ss)
 	struct seen *sn = arg;
 
 	if (sn->n < 8)
-		snprintf(sn->buf[sn->n], sizeof(sn->buf[0]),
-		         "%.*s|%u|%u|%llu|%u|%d|%u|%d|%u|%.*s|%.*s|%.*s",
-		         (int)ss->client_id.len, (const char *)ss->client_id.p,
-		         ss->version, ss->expiry_interval,
-		         (unsigned long long)ss->expires_at, ss->next_packet_id,
-		         ss->has_will, ss->will_qos, ss->will_retain,
-		         ss->will_delay, (int)ss->will_topic.len,
-		         (const char *)ss->will_topic.p,
-		         (int)ss->will_payload.len,
-		         (const char *)ss->will_payload.p,
-		         (int)ss->will_props.len,
-		         (const char *)ss->will_props.p);
+		snprintf(
+		        sn->buf[sn->n], sizeof(sn->buf[0]),
+		        "%.*s|%u|%u|%llu|%u|%d|%u|%d|%u|%.*s|%.*s|%.*s|%llu|%u",
+		        (int)ss->client_id.len, (const char *)ss->client_id.p,
+		        ss->version, ss->expiry_interval,
+		        (unsigned long long)ss->expires_at, ss->next_packet_id,
+		        ss->has_will, ss->will_qos, ss->will_retain,
+		        ss->will_delay, (int)ss->will_topic.len,
+		        (const char *)ss->will_topic.p,
+		        (int)ss->will_payload.len,
+		        (const char *)ss->will_payload.p,
+		        (int)ss->will_props.len, (const char *)ss->will_props.p,
+		        (unsigned long long)ss->will_at, ss->will_expiry);
 	sn->n++;
 	return 0;
 }
@@ -387,10 +400,11 @@ see_inflight(void *arg, const struct store_inflight *f)
 
 	if (sn->n < 8)
 		snprintf(sn->buf[sn->n], sizeof(sn->buf[0]),
-		         "%.*s|%u|%u|%u|%u|%d|%llu", (int)f->client_id.len,
+		         "%.*s|%u|%u|%u|%u|%d|%llu|%llu", (int)f->client_id.len,
 		         (const char *)f->client_id.p, f->dir, f->packet_id,
 		         f->state, f->qos, f->retain,
-		         (unsigned long long)f->msg_id);
+		         (unsigned long long)f->msg_id,
+		         (unsigned long long)f->seq);
 	sn->n++;
 	return 0;
 }
@@ -425,6 +439,20 @@ put_queue(struct store_batch *b, const char *cid, uint64_t seq, uint64_t msg_id)
 	ck_assert_int_eq(store_batch_queue_put(b, &q), 0);
 }
 
+/* One payload and @p n queue entries ("client-0".. ) referencing it. */
+static void
+put_fan_out(struct store_batch *b, uint64_t id, const char *body, int n)
+{
+	char cid[32];
+	int i;
+
+	put_payload(b, id, body);
+	for (i = 0; i < n; i++) {
+		snprintf(cid, sizeof(cid), "client-%d", i);
+		put_queue(b, cid, 1, id);
+	}
+}
+
 START_TEST(test_session_sub_inflight_roundtrip)
 {
 	struct store_config c = config(STORE_DURABILITY_SYNC);
@@ -449,6 +477,8 @@ START_TEST(test_session_sub_inflight_roundtrip)
 	ss.will_topic = bs("will/t");
 	ss.will_payload = bs("bye");
 	ss.will_props = bs("\x01\x01");
+	ss.will_at = 0x0123456789abcdefULL;
+	ss.will_expiry = 0xfedcba98;
 	ck_assert_int_eq(store_batch_session_put(b, &ss), 0);
 	sub.client_id = bs("c1");
 	sub.filter = bs("$share/g/a/+");
@@ -466,11 +496,13 @@ START_TEST(test_session_sub_inflight_roundtrip)
 	f.state = STORE_INFLIGHT_PUBREC;
 	f.qos = 2;
 	f.msg_id = 5;
+	f.seq = 0x8000000000000001ULL;
 	ck_assert_int_eq(store_batch_inflight_put(b, &f), 0);
 	f.dir = STORE_INFLIGHT_IN;
 	f.packet_id = 1;
 	f.state = STORE_INFLIGHT_PUBREL;
 	f.msg_id = 0;
+	f.seq = 0;
 	ck_assert_int_eq(store_batch_inflight_put(b, &f), 0);
 	ck_assert_int_eq(commit(s, b), 0);
 	store_close(s);
@@ -479,7 +511,8 @@ START_TEST(test_session_sub_inflight_roundtrip)
 	ck_assert_int_eq(store_load_sessions(s, see_session, sn), 0);
 	ck_assert_int_eq(sn->n, 1);
 	ck_assert_str_eq(sn->buf[0], "c1|5|3600|1700000000000|65535|1|2|1|30|"
-	                             "will/t|bye|\x01\x01");
+	                             "will/t|bye|\x01\x01|"
+	                             "81985529216486895|4275878552");
 	sn->n = 0;
 	ck_assert_int_eq(store_load_subs(s, bs("c1"), see_sub, sn), 0);
 	ck_assert_int_eq(sn->n, 2);
@@ -488,9 +521,357 @@ START_TEST(test_session_sub_inflight_roundtrip)
 	sn->n = 0;
 	ck_assert_int_eq(store_load_inflight(s, bs("c1"), see_inflight, sn), 0);
 	ck_assert_int_eq(sn->n, 2);
-	ck_assert_str_eq(sn->buf[0], "c1|0|513|1|2|0|5");
-	ck_assert_str_eq(sn->buf[1], "c1|1|1|2|2|0|0");
+	ck_assert_str_eq(sn->buf[0], "c1|0|513|1|2|0|5|9223372036854775809");
+	ck_assert_str_eq(sn->buf[1], "c1|1|1|2|2|0|0|0");
 	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 1);
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* --- older record versions and schema 1 ----------------------------------- */
+
+static void
+put64(struct buf *b, uint64_t v)
+{
+	buf_put_u32(b, (uint32_t)(v >> 32));
+	buf_put_u32(b, (uint32_t)v);
+}
+
+/* A session record as schema 1 wrote it (record version 1), by hand. */
+static void
+session_v1(struct buf *b)
+{
+	buf_put_u8(b, 1);           /* record version */
+	buf_put_u8(b, 5);           /* protocol version */
+	buf_put_u32(b, 3600);       /* expiry interval */
+	put64(b, 1700000000000ULL); /* expires at */
+	buf_put_u16(b, 42);         /* next packet id */
+	buf_put_u8(b, 3);           /* flags: has will, will retain */
+	buf_put_u8(b, 1);           /* will qos */
+	buf_put_u32(b, 30);         /* will delay */
+	buf_put_str(b, "c1", 2);
+	buf_put_str(b, "will/t", 6);
+	buf_put_u32(b, 3); /* will payload */
+	buf_put_bytes(b, "bye", 3);
+	buf_put_u32(b, 2); /* will props */
+	buf_put_bytes(b, "\x01\x01", 2);
+}
+
+/* An in-flight record as schema 1 wrote it (record version 1), by hand. */
+static void
+inflight_v1(struct buf *b)
+{
+	buf_put_u8(b, 1); /* record version */
+	put64(b, 77);     /* msg id */
+	buf_put_u8(b, STORE_INFLIGHT_OUT);
+	buf_put_u16(b, 513); /* packet id */
+	buf_put_u8(b, STORE_INFLIGHT_PUBREC);
+	buf_put_u8(b, 2); /* qos */
+	buf_put_u8(b, 1); /* retain */
+	buf_put_str(b, "c1", 2);
+}
+
+START_TEST(test_record_v1_changed)
+{
+	struct store_session ss;
+	struct store_inflight f;
+	struct buf b;
+
+	buf_init(&b);
+	session_v1(&b);
+	ck_assert(!buf_failed(&b));
+	ck_assert_int_eq(rec_session_dec(b.data, b.len, &ss), 0);
+	ck_assert(bytes_eq(ss.client_id, "c1"));
+	ck_assert_uint_eq(ss.version, 5);
+	ck_assert_uint_eq(ss.expiry_interval, 3600);
+	ck_assert_uint_eq(ss.expires_at, 1700000000000ULL);
+	ck_assert_uint_eq(ss.next_packet_id, 42);
+	ck_assert(ss.has_will);
+	ck_assert(ss.will_retain);
+	ck_assert_uint_eq(ss.will_qos, 1);
+	ck_assert_uint_eq(ss.will_delay, 30);
+	ck_assert(bytes_eq(ss.will_topic, "will/t"));
+	ck_assert(bytes_eq(ss.will_payload, "bye"));
+	ck_assert(bytes_eq(ss.will_props, "\x01\x01"));
+	ck_assert_uint_eq(ss.will_at, 0);
+	ck_assert_uint_eq(ss.will_expiry, 0);
+	/* version 1 has no will_at / will_expiry: trailing bytes are damage */
+	put64(&b, 1234);
+	buf_put_u32(&b, 56);
+	ck_assert_int_eq(rec_session_dec(b.data, b.len, &ss), ERR_MALFORMED);
+	/* the same bytes as version 2 carry them */
+	b.data[0] = 2;
+	ck_assert_int_eq(rec_session_dec(b.data, b.len, &ss), 0);
+	ck_assert_uint_eq(ss.will_at, 1234);
+	ck_assert_uint_eq(ss.will_expiry, 56);
+	ck_assert_int_eq(rec_session_dec(b.data, b.len - 1, &ss),
+	                 ERR_MALFORMED);
+	b.data[0] = REC_VERSION + 1; /* unknown versions */
+	ck_assert_int_eq(rec_session_dec(b.data, b.len, &ss), ERR_MALFORMED);
+	b.data[0] = 0;
+	ck_assert_int_eq(rec_session_dec(b.data, b.len, &ss), ERR_MALFORMED);
+
+	buf_reset(&b);
+	inflight_v1(&b);
+	ck_assert(!buf_failed(&b));
+	ck_assert_int_eq(rec_inflight_dec(b.data, b.len, &f), 0);
+	ck_assert(bytes_eq(f.client_id, "c1"));
+	ck_assert_uint_eq(f.msg_id, 77);
+	ck_assert_uint_eq(f.dir, STORE_INFLIGHT_OUT);
+	ck_assert_uint_eq(f.packet_id, 513);
+	ck_assert_uint_eq(f.state, STORE_INFLIGHT_PUBREC);
+	ck_assert_uint_eq(f.qos, 2);
+	ck_assert(f.retain);
+	ck_assert_uint_eq(f.seq, 0);
+	put64(&b, 9);
+	ck_assert_int_eq(rec_inflight_dec(b.data, b.len, &f), ERR_MALFORMED);
+	b.data[0] = 2;
+	ck_assert_int_eq(rec_inflight_dec(b.data, b.len, &f), 0);
+	ck_assert_uint_eq(f.seq, 9);
+	ck_assert_uint_eq(f.msg_id, 77);
+	b.data[0] = REC_VERSION + 1;
+	ck_assert_int_eq(rec_inflight_dec(b.data, b.len, &f), ERR_MALFORMED);
+	buf_fini(&b);
+}
+END_TEST
+
+/* The records version 2 left alone read the same at version 1. */
+START_TEST(test_record_v1_unchanged)
+{
+	struct store_retained r = { 0 }, r2;
+	struct store_sub sub = { 0 }, sub2;
+	struct store_payload pl = { 0 }, pl2;
+	struct store_queue_entry q = { 0 }, q2;
+	struct buf b;
+
+	buf_init(&b);
+	r.topic = bs("t");
+	r.payload = bs("p");
+	r.qos = 1;
+	r.stamp = 5;
+	rec_retained_enc(&b, &r);
+	b.data[0] = 1;
+	ck_assert_int_eq(rec_retained_dec(b.data, b.len, &r2), 0);
+	ck_assert(bytes_eq(r2.topic, "t") && bytes_eq(r2.payload, "p"));
+	ck_assert_uint_eq(r2.stamp, 5);
+
+	buf_reset(&b);
+	sub.client_id = bs("c");
+	sub.filter = bs("a/+");
+	sub.sub_id = 8;
+	rec_sub_enc(&b, &sub);
+	b.data[0] = 1;
+	ck_assert_int_eq(rec_sub_dec(b.data, b.len, &sub2), 0);
+	ck_assert(bytes_eq(sub2.filter, "a/+"));
+	ck_assert_uint_eq(sub2.sub_id, 8);
+
+	buf_reset(&b);
+	pl.msg_id = 3;
+	pl.topic = bs("t");
+	pl.payload = bs("body");
+	rec_payload_enc(&b, &pl, 17);
+	b.data[0] = 1;
+	ck_assert_int_eq(rec_payload_dec(b.data, b.len, &pl2), 0);
+	ck_assert_uint_eq(pl2.msg_id, 3);
+	ck_assert_uint_eq(pl2.refs, 17);
+	ck_assert(bytes_eq(pl2.payload, "body"));
+
+	buf_reset(&b);
+	q.client_id = bs("c");
+	q.seq = 11;
+	q.msg_id = 3;
+	q.n_sub_ids = 1;
+	q.sub_ids[0] = 4;
+	rec_queue_enc(&b, &q);
+	b.data[0] = 1;
+	ck_assert_int_eq(rec_queue_dec(b.data, b.len, &q2), 0);
+	ck_assert_uint_eq(q2.seq, 11);
+	ck_assert_uint_eq(q2.msg_id, 3);
+	ck_assert_uint_eq(q2.sub_ids[0], 4);
+	ck_assert(!buf_failed(&b));
+	buf_fini(&b);
+}
+END_TEST
+
+/* Rewrites the data dir as schema 1 left it: meta says 1 and every record
+ * is version 1. Version 2 appended will_at and will_expiry (12 bytes) to
+ * sessions and seq (8 bytes) to in-flight records; the other records differ
+ * only in the version byte. */
+static void
+downgrade_to_schema_1(void)
+{
+	static const struct {
+		const char *name;
+		size_t cut;
+	} t[] = {
+		{ "retained", 0 }, { "sessions", 12 }, { "subs", 0 },
+		{ "queue", 0 },    { "payloads", 0 },  { "inflight", 8 },
+	};
+	uint8_t kb[512], vb[4096];
+	MDB_env *env = raw_env();
+	MDB_val k, v, nk, nv;
+	MDB_cursor *c;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	size_t i;
+
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		ck_assert_int_eq(mdb_dbi_open(txn, t[i].name, 0, &dbi), 0);
+		ck_assert_int_eq(mdb_cursor_open(txn, dbi, &c), 0);
+		while (mdb_cursor_get(c, &k, &v, MDB_NEXT) == 0) {
+			ck_assert_uint_le(k.mv_size, sizeof(kb));
+			ck_assert_uint_le(v.mv_size, sizeof(vb));
+			ck_assert_uint_gt(v.mv_size, t[i].cut);
+			memcpy(kb, k.mv_data, k.mv_size);
+			memcpy(vb, v.mv_data, v.mv_size);
+			ck_assert_uint_eq(vb[0], 2);
+			vb[0] = 1;
+			nk = (MDB_val){ k.mv_size, kb };
+			nv = (MDB_val){ v.mv_size - t[i].cut, vb };
+			ck_assert_int_eq(
+			        mdb_cursor_put(c, &nk, &nv, MDB_CURRENT), 0);
+		}
+		mdb_cursor_close(c);
+	}
+	ck_assert_int_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+	poke_schema(1);
+}
+
+/* meta/schema_version as stored. */
+static uint32_t
+disk_schema(void)
+{
+	MDB_val k = { 14, (void *)"schema_version" }, v;
+	MDB_env *env = raw_env();
+	const uint8_t *p;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	uint32_t ver;
+
+	ck_assert_int_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	ck_assert_int_eq(mdb_dbi_open(txn, "meta", 0, &dbi), 0);
+	ck_assert_int_eq(mdb_get(txn, dbi, &k, &v), 0);
+	ck_assert_uint_eq(v.mv_size, 4);
+	p = v.mv_data;
+	ver = (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+	      (uint32_t)p[2] << 8 | p[3];
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return ver;
+}
+
+static int see_queue(void *arg, const struct store_queue_entry *q);
+static int see_payload(void *arg, const struct store_payload *p);
+
+/* Fills a store with one record of each type, written at version 2. */
+static void
+fill_for_downgrade(struct store *s)
+{
+	struct store_retained r = { 0 };
+	struct store_session ss = { 0 };
+	struct store_sub sub = { 0 };
+	struct store_inflight f = { 0 };
+	struct store_batch *b = store_batch_new();
+
+	r.topic = bs("r");
+	r.payload = bs("kept");
+	store_batch_retained_put(b, &r);
+	ss.client_id = bs("c1");
+	ss.version = 5;
+	ss.has_will = true;
+	ss.will_qos = 1;
+	ss.will_delay = 30;
+	ss.will_topic = bs("w");
+	ss.will_payload = bs("bye");
+	ss.will_at = 99;
+	ss.will_expiry = 60;
+	store_batch_session_put(b, &ss);
+	sub.client_id = bs("c1");
+	sub.filter = bs("a/#");
+	sub.options = 1;
+	store_batch_sub_put(b, &sub);
+	put_payload(b, 7, "seven");
+	put_queue(b, "c1", 1, 7);
+	f.client_id = bs("c1");
+	f.packet_id = 3;
+	f.qos = 1;
+	f.msg_id = 7;
+	f.seq = 5;
+	store_batch_inflight_put(b, &f);
+	ck_assert_int_eq(commit(s, b), 0);
+}
+
+START_TEST(test_schema_1_migrated)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_session ss = { 0 };
+	struct store_batch *b;
+	struct store *s;
+
+	s = open_ok(&c);
+	fill_for_downgrade(s);
+	store_close(s);
+	downgrade_to_schema_1();
+	ck_assert_uint_eq(disk_schema(), 1);
+
+	s = open_ok(&c);
+	ck_assert_uint_eq(store_schema_version(s), 2);
+	/* everything schema 1 wrote reads, the new fields as 0 */
+	ck_assert_int_eq(store_load_sessions(s, see_session, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "c1|5|0|0|0|1|1|0|30|w|bye||0|0");
+	sn->n = 0;
+	ck_assert_int_eq(store_load_inflight(s, bs("c1"), see_inflight, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "c1|0|3|0|1|0|7|0");
+	sn->n = 0;
+	ck_assert_int_eq(store_load_subs(s, bs("c1"), see_sub, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "c1|a/#|1|0");
+	sn->n = 0;
+	ck_assert_int_eq(store_load_retained(s, see_retained, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "r|kept||0|0|0");
+	sn->n = 0;
+	ck_assert_int_eq(store_load_queue(s, bs("c1"), see_queue, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	sn->n = 0;
+	ck_assert_int_eq(store_load_payloads(s, see_payload, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "7|t/x|seven|2|1|77");
+	ck_assert_uint_eq(sn->u[0], 2);
+
+	/* version 1 entries still drop their references; puts write v2 */
+	b = store_batch_new();
+	store_batch_inflight_del(b, bs("c1"), STORE_INFLIGHT_OUT, 3);
+	ss.client_id = bs("c1");
+	ss.version = 4;
+	ss.will_at = 123;
+	ss.will_expiry = 45;
+	store_batch_session_put(b, &ss);
+	ck_assert_int_eq(commit(s, b), 0);
+	sn->n = 0;
+	ck_assert_int_eq(store_load_payloads(s, see_payload, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_uint_eq(sn->u[0], 1);
+	sn->n = 0;
+	ck_assert_int_eq(store_load_sessions(s, see_session, sn), 0);
+	ck_assert_str_eq(sn->buf[0], "c1|4|0|0|0|0|0|0|0||||123|45");
+	b = store_batch_new();
+	store_batch_queue_del(b, bs("c1"), 1);
+	ck_assert_int_eq(commit(s, b), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	store_close(s);
+
+	/* the migration was stored */
+	ck_assert_uint_eq(disk_schema(), 2);
+	s = open_ok(&c);
+	ck_assert_uint_eq(store_schema_version(s), 2);
+	ck_assert_uint_eq(count(s, STORE_DB_SESSIONS), 1);
 	store_close(s);
 	free(sn);
 }
@@ -683,11 +1064,7 @@ START_TEST(test_payload_shared)
 	c.map_size = 64u << 20;
 	s = open_ok(&c);
 	b = store_batch_new();
-	put_payload(b, 1000, "the one payload");
-	for (i = 0; i < 10000; i++) {
-		snprintf(cid, sizeof(cid), "client-%d", i);
-		put_queue(b, cid, 1, 1000);
-	}
+	put_fan_out(b, 1000, "the one payload", 10000);
 	ck_assert_int_eq(commit(s, b), 0);
 	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 10000);
 	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 1);
@@ -760,6 +1137,129 @@ START_TEST(test_payload_refs_checked)
 	ck_assert_int_eq(commit(s, b), 0);
 	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 1);
 	store_close(s);
+}
+END_TEST
+
+/* A message fanned out to 10,000 sessions in one batch: the payload record
+ * is written once per batch, not once per queue entry. */
+START_TEST(test_payload_refs_batched)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b;
+	struct store *s;
+	char cid[32];
+	uint64_t w;
+	int i;
+
+	c.map_size = 64u << 20;
+	s = open_ok(&c);
+	w = store_test_ref_writes(s);
+	b = store_batch_new();
+	put_fan_out(b, 1000, "fanned out", 10000);
+	ck_assert_int_eq(commit(s, b), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 10000);
+	ck_assert_int_eq(store_load_payloads(s, see_payload, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "1000|t/x|fanned out|2|1|77");
+	ck_assert_uint_eq(sn->u[0], 10000);
+	ck_assert_uint_eq(store_test_ref_writes(s) - w, 1);
+
+	b = store_batch_new();
+	for (i = 1; i < 10000; i++) {
+		snprintf(cid, sizeof(cid), "client-%d", i);
+		ck_assert_int_eq(store_batch_queue_del(b, bs(cid), 1), 0);
+	}
+	ck_assert_int_eq(commit(s, b), 0);
+	sn->n = 0;
+	ck_assert_int_eq(store_load_payloads(s, see_payload, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_uint_eq(sn->u[0], 1);
+	ck_assert_uint_eq(store_test_ref_writes(s) - w, 2);
+
+	b = store_batch_new();
+	ck_assert_int_eq(store_batch_queue_del(b, bs("client-0"), 1), 0);
+	ck_assert_int_eq(commit(s, b), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 0);
+	ck_assert_uint_eq(store_test_ref_writes(s) - w, 2); /* deleted */
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* Loads the payloads and checks "id:refs" for each, in key order. */
+static void
+check_refs(struct store *s, struct seen *sn, const char *want)
+{
+	char got[256] = "", one[48];
+	int i;
+
+	sn->n = 0;
+	ck_assert_int_eq(store_load_payloads(s, see_payload, sn), 0);
+	for (i = 0; i < sn->n && i < 8; i++) {
+		snprintf(one, sizeof(one), "%s%.*s:%llu", i ? " " : "",
+		         (int)strcspn(sn->buf[i], "|"), sn->buf[i],
+		         (unsigned long long)sn->u[i]);
+		strncat(got, one, sizeof(got) - strlen(got) - 1);
+	}
+	ck_assert_str_eq(got, want);
+}
+
+/* Reference changes to several payloads, interleaved in one batch, are
+ * summed per payload. */
+START_TEST(test_payload_refs_interleaved)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b;
+	struct store *s;
+	uint64_t w;
+	int i;
+
+	s = open_ok(&c);
+	b = store_batch_new();
+	put_payload(b, 1, "one");
+	put_payload(b, 2, "two");
+	put_payload(b, 3, "three");
+	for (i = 0; i < 300; i++)
+		put_queue(b, "c", (uint64_t)i, 1 + (uint64_t)i % 3);
+	ck_assert_int_eq(commit(s, b), 0);
+	check_refs(s, sn, "1:100 2:100 3:100");
+
+	/* msg 1's entries move to msg 2; a third of msg 3's go */
+	w = store_test_ref_writes(s);
+	b = store_batch_new();
+	for (i = 0; i < 300; i++) {
+		if (i % 3 == 0)
+			put_queue(b, "c", (uint64_t)i, 2);
+		else if (i % 3 == 2 && i < 150)
+			store_batch_queue_del(b, bs("c"), (uint64_t)i);
+	}
+	ck_assert_int_eq(commit(s, b), 0);
+	check_refs(s, sn, "2:200 3:50");
+	ck_assert_uint_eq(store_test_ref_writes(s) - w, 2);
+
+	/* dropping a payload's last references and taking a new one in the
+	 * same batch keeps it: the count is settled at the end of the batch */
+	b = store_batch_new();
+	for (i = 150; i < 300; i++)
+		if (i % 3 == 2)
+			store_batch_queue_del(b, bs("c"), (uint64_t)i);
+	put_queue(b, "d", 1, 3);
+	ck_assert_int_eq(commit(s, b), 0);
+	check_refs(s, sn, "2:200 3:1");
+
+	/* a missing payload fails the batch at its put: nothing of it lands */
+	b = store_batch_new();
+	store_batch_queue_del(b, bs("d"), 1);
+	put_queue(b, "d", 2, 3);
+	put_queue(b, "d", 3, 42);
+	ck_assert_int_eq(commit(s, b), ERR_NOTFOUND);
+	check_refs(s, sn, "2:200 3:1");
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 201);
+	store_close(s);
+	free(sn);
 }
 END_TEST
 
@@ -1183,6 +1683,9 @@ storage_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_open_create_reopen);
 	tcase_add_test(tc, test_schema_newer_refused);
+	tcase_add_test(tc, test_schema_1_migrated);
+	tcase_add_test(tc, test_record_v1_changed);
+	tcase_add_test(tc, test_record_v1_unchanged);
 	tcase_add_test(tc, test_retained_roundtrip);
 	tcase_add_test(tc, test_retained_long_topics);
 	tcase_add_test(tc, test_session_sub_inflight_roundtrip);
@@ -1191,6 +1694,8 @@ storage_suite(void)
 	tcase_add_test(tc, test_delete);
 	tcase_add_test(tc, test_payload_shared);
 	tcase_add_test(tc, test_payload_refs_checked);
+	tcase_add_test(tc, test_payload_refs_batched);
+	tcase_add_test(tc, test_payload_refs_interleaved);
 	tcase_add_test(tc, test_bad_input_sticky);
 	tcase_add_test(tc, test_group_commit_and_order);
 	tcase_add_test(tc, test_group_commit_unheld);
