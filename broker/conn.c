@@ -120,6 +120,7 @@ struct conn_ack {
 	uint8_t type;
 	uint8_t rc;
 	bool ready;
+	bool failed; /* its commit failed */
 };
 
 static void conn_on_event(evutil_socket_t fd, short what, void *arg);
@@ -602,6 +603,27 @@ conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, struct msg *m)
 		return ERR_NOMEM;
 	conn_mark_dirty(c);
 	return 0;
+}
+
+int
+conn_send_durable(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                  struct msg *m)
+{
+	struct conn_ack *a;
+	struct out_item *it;
+
+	if (c->state == CONN_CLOSING)
+		return 0;
+	a = conn_ack_defer(c, MQTT_PUBLISH, 0, 0);
+	if (!a)
+		return ERR_NOMEM;
+	it = conn_queue(c, hdr, hdr_len, m);
+	if (it) {
+		it->held = true;
+		a->held = it;
+	}
+	persist_barrier(c->node, a); /* its completion frees a */
+	return it ? 0 : ERR_NOMEM;
 }
 
 void
@@ -1180,6 +1202,7 @@ conn_ack_ready(struct conn_ack *a, int err)
 		return;
 	}
 	a->ready = true;
+	a->failed = err != 0;
 	if (err && a->rc < 0x80)
 		/* not durable: v5 says so (0x97 when storage is full, else
 		 * 0x80); a 3.1.1 client is closed below, so it will send the
@@ -1191,7 +1214,8 @@ conn_ack_ready(struct conn_ack *a, int err)
 		if (!c->acks)
 			c->acks_tail = &c->acks;
 		if (c->state == CONN_CLOSING || a->type == MQTT_CONNACK ||
-		    a->type == MQTT_SUBACK || a->type == MQTT_UNSUBACK) {
+		    a->type == MQTT_SUBACK || a->type == MQTT_UNSUBACK ||
+		    a->type == MQTT_PUBLISH) {
 			/* a held packet: on disk now, so it and what was
 			 * queued after it may go (its item is gone when the
 			 * connection is closing) */
@@ -1205,7 +1229,9 @@ conn_ack_ready(struct conn_ack *a, int err)
 			free(a);
 			continue;
 		}
-		if (a->rc >= 0x80 && c->version != MQTT_V5) {
+		if (a->failed &&
+		    (c->version != MQTT_V5 || a->type == MQTT_PUBCOMP)) {
+			/* 3.1.1 has no way to refuse; PUBCOMP no code for it */
 			free(a);
 			conn_close(c, "storage failed", true);
 			continue;
@@ -1260,6 +1286,7 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 {
 	struct node *n = c->node;
 	struct mqtt_publish p = *in;
+	uint64_t writes = n->persist_writes;
 	struct msg *m;
 	size_t hits;
 	uint8_t rc;
@@ -1310,29 +1337,32 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 		return;
 	}
 	m->origin = c->sess;
-	if (p.retain && retain_set(n->retained, m)) {
-		msg_unref(m);
-		conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
-		return;
+	if (p.retain) {
+		if (retain_set(n->retained, m)) {
+			msg_unref(m);
+			conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
+			return;
+		}
+		persist_retained(n, m);
 	}
 	hits = router_publish(n, m);
+	msg_unref(m);
+	if (!p.qos)
+		return;
 	/* v5: 0x10 tells the publisher nobody matched */
 	rc = hits ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
-	if (p.retain && persist_on(n)) {
-		/* the ack waits until the retained message is on disk */
-		struct conn_ack *a = NULL;
-		if (p.qos)
-			a = conn_ack_defer(
-			        c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
-			        p.packet_id, rc);
-		if (!p.qos || a)
-			persist_retained(n, m, a);
-	} else if (p.qos == 1) {
-		conn_send_ack_rc(c, MQTT_PUBACK, p.packet_id, rc);
-	} else if (p.qos == 2) {
-		conn_send_ack_rc(c, MQTT_PUBREC, p.packet_id, rc);
+	if (writes != n->persist_writes) {
+		/* it was stored (retained, queued for persistent sessions,
+		 * or its QoS 2 id): the ack waits until that is on disk */
+		struct conn_ack *a = conn_ack_defer(
+		        c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id,
+		        rc);
+		if (a)
+			persist_barrier(n, a);
+		return;
 	}
-	msg_unref(m);
+	conn_send_ack_rc(c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id,
+	                 rc);
 }
 
 /* Subscribes one SUBSCRIBE entry. @return the SUBACK code */
@@ -1489,6 +1519,30 @@ conn_on_disconnect(struct conn *c, const struct mqtt_disconnect *d)
 	                   d->rc == MQTT_RC_DISCONNECT_WITH_WILL);
 }
 
+/* PUBREL: answered even for an unknown id, so a client that lost our
+ * PUBCOMP can finish [MQTT-4.3.3-11]; v5 says 0x92. */
+static void
+conn_on_pubrel(struct conn *c, uint16_t pid)
+{
+	struct node *n = c->node;
+	uint64_t writes = n->persist_writes;
+	uint8_t rc = sess_qos2_in_remove(c->sess, pid)
+	                     ? MQTT_RC_SUCCESS
+	                     : MQTT_RC_PACKET_ID_NOT_FOUND;
+	struct conn_ack *a;
+
+	if (writes == n->persist_writes) {
+		conn_send_ack_rc(c, MQTT_PUBCOMP, pid, rc);
+		return;
+	}
+	/* the id is forgotten on disk before PUBCOMP lets the client use
+	 * it again: else a restart would take its next message for a
+	 * duplicate */
+	a = conn_ack_defer(c, MQTT_PUBCOMP, pid, rc);
+	if (a)
+		persist_barrier(n, a);
+}
+
 /* Handles one decoded packet on an established connection. */
 static void
 conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
@@ -1504,13 +1558,7 @@ conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
 		sess_on_pubrec(c->sess, pkt->u.ack.packet_id, pkt->u.ack.rc);
 		break;
 	case MQTT_PUBREL:
-		/* Answered even for an unknown id, so a client that lost
-		 * our PUBCOMP can finish [MQTT-4.3.3-11]; v5 says 0x92. */
-		conn_send_ack_rc(
-		        c, MQTT_PUBCOMP, pkt->u.ack.packet_id,
-		        sess_qos2_in_remove(c->sess, pkt->u.ack.packet_id)
-		                ? MQTT_RC_SUCCESS
-		                : MQTT_RC_PACKET_ID_NOT_FOUND);
+		conn_on_pubrel(c, pkt->u.ack.packet_id);
 		break;
 	case MQTT_PUBCOMP:
 		sess_on_pubcomp(c->sess, pkt->u.ack.packet_id);

@@ -19,6 +19,7 @@ struct msg {
 	uint16_t topic_len;   /* bytes of topic at data[0] */
 	uint32_t payload_len; /* bytes of payload after the topic */
 	uint32_t props_len;   /* v5 properties to forward, after the payload */
+	uint32_t batch_gen;   /* storage batch its payload was last put in */
 	uint64_t expiry_ms;   /* monotonic ms when it expires, 0 = never */
 	uint64_t id;          /* node-unique message id */
 	const void *origin;   /* publishing session, for no-local; not a ref */

@@ -83,7 +83,15 @@ struct node {
 	struct store *store;        /* LMDB storage, or NULL */
 	struct event store_ev;      /* its completions are ready */
 	bool loading;               /* start-up load: do not write back */
-	uint64_t persist_writes;    /* batches submitted so far */
+	uint64_t persist_writes;    /* storage ops added so far */
+	struct store_batch *wbatch; /* ops of this loop turn, or NULL */
+	struct conn_ack **wacks;    /* released when wbatch is durable */
+	size_t n_wacks;
+	size_t cap_wacks;
+	uint32_t wgen;           /* generation of wbatch (msg->batch_gen) */
+	struct event wflush_ev;  /* submits wbatch after the current turn */
+	uint64_t next_seq;       /* queue order of QoS 1/2 deliveries */
+	uint64_t persist_errors; /* batches that failed to commit */
 	size_t hits_cap;
 	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;
@@ -193,6 +201,7 @@ struct sess_out {
 	bool retain;        /* RETAIN flag to send */
 	uint8_t n_sub_ids;  /* v5 subscription identifiers to send */
 	uint32_t *sub_ids;  /* owned, NULL when none */
+	uint64_t seq;       /* node-wide delivery order (storage key) */
 };
 
 enum sess_out_state {
@@ -250,6 +259,9 @@ void sess_detach(struct sess *s, struct msg *will, uint32_t will_delay,
 void sess_tick(struct node *n, uint64_t now);
 /** Frees every session (shutdown). */
 void sess_destroy_all(struct node *n);
+/** Calls @p fn for every session; @p fn must not end any. */
+void sess_foreach(struct node *n, void (*fn)(struct sess *s, void *arg),
+                  void *arg);
 
 /** Adds or replaces a subscription; @p existed says which.
  * @return 0 or ERR_NOMEM */
@@ -302,6 +314,15 @@ struct msg *router_msg_new(struct node *n, struct mqtt_bytes topic,
 struct conn_ack *conn_ack_defer(struct conn *c, uint8_t type, uint16_t pid,
                                 uint8_t rc);
 void conn_ack_ready(struct conn_ack *a, int err);
+/**
+ * Queues a PUBLISH (as conn_send) that is not written, nor anything queued
+ * after it, until every storage change made so far is durable: a QoS 2
+ * delivery must be on disk before the client can acknowledge it, or a
+ * restart would deliver it again under a new packet id.
+ * @return 0, or ERR_NOMEM (the connection is being closed then)
+ */
+int conn_send_durable(struct conn *c, const uint8_t *hdr, size_t hdr_len,
+                      struct msg *m);
 
 /* ---- persist.c ---- */
 
@@ -310,22 +331,44 @@ void conn_ack_ready(struct conn_ack *a, int err);
 int persist_open(struct node *n);
 /** Commits what is pending and closes storage. */
 void persist_close(struct node *n);
-/** Releases @p ack once every batch submitted before is durable. */
+/*
+ * Changes made during one turn of the loop go into one storage batch
+ * (n->wbatch), submitted once the turn's callbacks have run; the writer
+ * thread commits it together with other pending batches. An ack that
+ * promises durability is attached with persist_barrier and released
+ * from the completion.
+ */
+
+/** Releases @p ack once every change made so far is durable. */
 void persist_barrier(struct node *n, struct conn_ack *ack);
 /** True when changes are written to disk (durability sync or relaxed). */
 bool persist_on(const struct node *n);
-/** Writes a retained message (an empty payload deletes the topic's);
- * @p ack is released once it is durable. */
-void persist_retained(struct node *n, const struct msg *m,
-                      struct conn_ack *ack);
-/** Writes a persistent session's record (no-op for expiry 0). */
+/** True when @p s is a session whose state is written to disk. */
+bool persist_sess_on(const struct sess *s);
+/** Writes a retained message (an empty payload deletes the topic's). */
+void persist_retained(struct node *n, const struct msg *m);
+/** Writes a persistent session's record, with its delayed will; a
+ * session whose expiry became 0 is deleted instead. */
 void persist_session(struct sess *s);
-/** Deletes a session's record and its subscriptions. */
+/** Deletes a session's record and its subscriptions, queue and in-flight
+ * state. */
 void persist_session_del(struct sess *s);
 /** Writes (@p opts) or deletes (NULL) one subscription of a persistent
  * session. */
 void persist_sub(struct sess *s, struct mqtt_bytes filter,
                  const struct topic_sub_opts *opts);
+/** Writes a queued delivery of a persistent session (its payload once
+ * per batch however many sessions queue it). */
+void persist_queue_put(struct sess *s, const struct sess_out *o);
+/** Writes the packet id and state of a delivery sent (or PUBREC'd); a
+ * PUBREC'd one no longer needs its queue entry, which is deleted. */
+void persist_inflight_out(struct sess *s, const struct sess_out *o);
+/** Deletes a delivery that is finished or dropped: its queue entry and,
+ * once sent, its in-flight record. */
+void persist_out_del(struct sess *s, const struct sess_out *o);
+/** Writes (@p on) or deletes an incoming QoS 2 packet id awaiting
+ * PUBREL. */
+void persist_qos2_in(struct sess *s, uint16_t pid, bool on);
 
 /* ---- share.c ---- */
 

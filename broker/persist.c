@@ -1,9 +1,9 @@
 /*
  * The broker side of storage: opens the store at start-up and loads
- * retained messages and persistent sessions with their subscriptions;
- * writes their changes as batches; runs completions on the loop (acks
- * that wait for a commit are sent from there). Queued QoS 1/2 messages and
- * in-flight state are not persisted yet (TODO(#4)).
+ * retained messages, persistent sessions with their subscriptions, queued
+ * and in-flight deliveries and delayed wills; writes their changes, one
+ * batch per turn of the loop; runs completions on the loop (acks that wait
+ * for a commit are sent from there).
  */
 #include "broker/node.h"
 
@@ -12,7 +12,6 @@
 #include <time.h>
 
 #include "storage/storage.h"
-
 /* Wall-clock ms (stored times must survive a restart). */
 static uint64_t
 persist_wall_ms(void)
@@ -50,46 +49,126 @@ persist_id(const struct sess *s)
 	return (struct mqtt_bytes){ (const uint8_t *)s->client_id, s->id_len };
 }
 
+/* The acks a submitted batch releases. */
+struct persist_acks {
+	struct node *n;
+	size_t count;
+	struct conn_ack *a[];
+};
+
+static void
+persist_log_failure(struct node *n, const char *what, int err)
+{
+	n->persist_errors++;
+	/* a client filling the store must not flood the log */
+	if (log_limit_ok(&n->log_lim, 10))
+		log_error("storage %s failed err=\"%s\" failures_total=%llu",
+		          what, err_str(err),
+		          (unsigned long long)n->persist_errors);
+}
+
 static void
 persist_done(void *arg, int err)
 {
-	struct conn_ack *a = arg;
+	struct persist_acks *pa = arg;
+	size_t i;
 
 	if (err)
-		log_error("storage commit failed err=\"%s\"", err_str(err));
-	if (a)
-		conn_ack_ready(a, err);
+		persist_log_failure(pa->n, "commit", err);
+	for (i = 0; i < pa->count; i++)
+		conn_ack_ready(pa->a[i], err);
+	free(pa);
 }
 
-/* Submits @p b (taken). @p ack, when not NULL, is released once the batch
- * is durable. */
+/* Submits the batch of this turn with the acks waiting for it. */
 static void
-persist_submit(struct node *n, struct store_batch *b, struct conn_ack *ack)
+persist_flush(struct node *n)
 {
+	struct store_batch *b = n->wbatch;
+	struct persist_acks *pa;
+	size_t i, count = n->n_wacks;
 	int rc;
 
-	n->persist_writes++;
-	rc = store_submit(n->store, b, persist_done, ack);
-
-	if (rc) {
-		log_error("storage submit failed err=\"%s\"", err_str(rc));
-		if (ack)
-			conn_ack_ready(ack, rc);
+	if (!b)
+		return;
+	n->wbatch = NULL;
+	n->n_wacks = 0;
+	pa = malloc(sizeof(*pa) + count * sizeof(pa->a[0]));
+	if (!pa) {
+		store_batch_free(b);
+		persist_log_failure(n, "submit", ERR_NOMEM);
+		for (i = 0; i < count; i++)
+			conn_ack_ready(n->wacks[i], ERR_NOMEM);
+		return;
 	}
+	pa->n = n;
+	pa->count = count;
+	if (count)
+		memcpy(pa->a, n->wacks, count * sizeof(pa->a[0]));
+	rc = store_submit(n->store, b, persist_done, pa);
+	if (rc) {
+		persist_log_failure(n, "submit", rc);
+		persist_done(pa, rc);
+	}
+}
+
+static void
+persist_on_flush(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	persist_flush(arg);
+}
+
+/* The batch of this turn, created on first use; NULL on no memory (the
+ * change is then lost to a restart, and logged). */
+static struct store_batch *
+persist_batch(struct node *n)
+{
+	if (n->wbatch)
+		return n->wbatch;
+	n->wbatch = store_batch_new();
+	if (!n->wbatch) {
+		persist_log_failure(n, "batch", ERR_NOMEM);
+		return NULL;
+	}
+	n->wgen++;
+	event_active(&n->wflush_ev, 0, 0);
+	return n->wbatch;
+}
+
+/* Counts an op added (errors are sticky in the batch: the submit reports
+ * them). */
+static void
+persist_added(struct node *n, int rc)
+{
+	(void)rc;
+	n->persist_writes++;
 }
 
 void
 persist_barrier(struct node *n, struct conn_ack *ack)
 {
-	struct store_batch *b = store_batch_new();
+	struct conn_ack **v;
 
-	/* batches complete in the order they were submitted, so an empty
-	 * one completes once everything before it is durable */
-	if (!b) {
-		conn_ack_ready(ack, ERR_NOMEM);
+	/* batches complete in the order they were submitted, so the batch
+	 * of this turn (empty or not) completes once every change made so
+	 * far is durable */
+	if (!persist_on(n) || !persist_batch(n)) {
+		conn_ack_ready(ack, persist_on(n) ? ERR_NOMEM : 0);
 		return;
 	}
-	persist_submit(n, b, ack);
+	if (n->n_wacks == n->cap_wacks) {
+		size_t cap = n->cap_wacks ? n->cap_wacks * 2 : 64;
+		v = realloc(n->wacks, cap * sizeof(*v));
+		if (!v) {
+			conn_ack_ready(ack, ERR_NOMEM);
+			return;
+		}
+		n->wacks = v;
+		n->cap_wacks = cap;
+	}
+	n->wacks[n->n_wacks++] = ack;
 }
 
 bool
@@ -98,37 +177,31 @@ persist_on(const struct node *n)
 	return n->store && n->cfg->durability != CONFIG_DURABILITY_NONE;
 }
 
+bool
+persist_sess_on(const struct sess *s)
+{
+	return s->expiry != 0 && persist_on(s->node) && !s->node->loading;
+}
+
 void
-persist_retained(struct node *n, const struct msg *m, struct conn_ack *ack)
+persist_retained(struct node *n, const struct msg *m)
 {
 	struct store_batch *b;
 	struct store_retained r;
-	int rc;
 
-	if (!persist_on(n)) {
-		if (ack)
-			conn_ack_ready(ack, 0);
+	if (!persist_on(n) || n->loading || !(b = persist_batch(n)))
 		return;
-	}
-	b = store_batch_new();
-	if (!b) {
-		if (ack)
-			conn_ack_ready(ack, ERR_NOMEM);
-		return;
-	}
 	if (m->payload_len == 0) {
-		rc = store_batch_retained_del(b, msg_topic(m));
-	} else {
-		memset(&r, 0, sizeof(r));
-		r.topic = msg_topic(m);
-		r.payload = msg_payload(m);
-		r.props = msg_props(m);
-		r.qos = m->qos;
-		r.expires_at = persist_to_wall(m->expiry_ms);
-		rc = store_batch_retained_put(b, &r);
+		persist_added(n, store_batch_retained_del(b, msg_topic(m)));
+		return;
 	}
-	(void)rc; /* sticky: store_submit reports it */
-	persist_submit(n, b, ack);
+	memset(&r, 0, sizeof(r));
+	r.topic = msg_topic(m);
+	r.payload = msg_payload(m);
+	r.props = msg_props(m);
+	r.qos = m->qos;
+	r.expires_at = persist_to_wall(m->expiry_ms);
+	persist_added(n, store_batch_retained_put(b, &r));
 }
 
 void
@@ -138,10 +211,14 @@ persist_session(struct sess *s)
 	struct store_session ss;
 	struct store_batch *b;
 
-	if (!persist_on(n) || n->loading || s->expiry == 0)
+	if (!persist_on(n) || n->loading)
 		return;
-	b = store_batch_new();
-	if (!b)
+	if (s->expiry == 0) {
+		/* no longer kept past its connection */
+		persist_session_del(s);
+		return;
+	}
+	if (!(b = persist_batch(n)))
 		return;
 	memset(&ss, 0, sizeof(ss));
 	ss.client_id = persist_id(s);
@@ -149,8 +226,17 @@ persist_session(struct sess *s)
 	ss.expiry_interval = s->expiry;
 	ss.expires_at = s->conn ? 0 : persist_to_wall(s->expire_at);
 	ss.next_packet_id = s->next_pid;
-	store_batch_session_put(b, &ss);
-	persist_submit(n, b, NULL);
+	if (s->will && !s->conn) {
+		ss.has_will = true;
+		ss.will_qos = s->will->qos;
+		ss.will_retain = s->will->retain;
+		ss.will_topic = msg_topic(s->will);
+		ss.will_payload = msg_payload(s->will);
+		ss.will_props = msg_props(s->will);
+		ss.will_at = persist_to_wall(s->will_at);
+		ss.will_expiry = s->will_expiry;
+	}
+	persist_added(n, store_batch_session_put(b, &ss));
 	s->persisted = true;
 }
 
@@ -163,11 +249,10 @@ persist_session_del(struct sess *s)
 	if (!persist_on(n) || n->loading || !s->persisted)
 		return;
 	s->persisted = false;
-	b = store_batch_new();
-	if (!b)
+	if (!(b = persist_batch(n)))
 		return;
-	store_batch_session_del(b, persist_id(s)); /* subscriptions too */
-	persist_submit(n, b, NULL);
+	/* subscriptions, queue and in-flight records too */
+	persist_added(n, store_batch_session_del(b, persist_id(s)));
 }
 
 /* The SUBSCRIBE options byte of @p o (MQTT 5 layout). */
@@ -187,22 +272,122 @@ persist_sub(struct sess *s, struct mqtt_bytes filter,
 	struct store_batch *b;
 	struct store_sub sub;
 
-	if (!persist_on(n) || n->loading || s->expiry == 0)
+	if (!persist_sess_on(s) || !(b = persist_batch(n)))
 		return;
-	b = store_batch_new();
-	if (!b)
+	if (!opts) {
+		persist_added(n, store_batch_sub_del(b, persist_id(s), filter));
 		return;
-	if (opts) {
-		memset(&sub, 0, sizeof(sub));
-		sub.client_id = persist_id(s);
-		sub.filter = filter;
-		sub.options = persist_opts_byte(opts);
-		sub.sub_id = opts->sub_id;
-		store_batch_sub_put(b, &sub);
-	} else {
-		store_batch_sub_del(b, persist_id(s), filter);
 	}
-	persist_submit(n, b, NULL);
+	memset(&sub, 0, sizeof(sub));
+	sub.client_id = persist_id(s);
+	sub.filter = filter;
+	sub.options = persist_opts_byte(opts);
+	sub.sub_id = opts->sub_id;
+	persist_added(n, store_batch_sub_put(b, &sub));
+}
+
+void
+persist_queue_put(struct sess *s, const struct sess_out *o)
+{
+	struct node *n = s->node;
+	struct store_queue_entry q;
+	struct store_payload p;
+	struct store_batch *b;
+	struct msg *m = o->msg;
+
+	if (!persist_sess_on(s) || !(b = persist_batch(n)))
+		return;
+	if (m->batch_gen != n->wgen) {
+		/* once per batch: a fan-out stores one copy */
+		m->batch_gen = n->wgen;
+		memset(&p, 0, sizeof(p));
+		p.msg_id = m->id;
+		p.topic = msg_topic(m);
+		p.payload = msg_payload(m);
+		p.props = msg_props(m);
+		p.qos = m->qos;
+		p.retain = m->retain;
+		p.expires_at = persist_to_wall(m->expiry_ms);
+		persist_added(n, store_batch_payload_put(b, &p));
+	}
+	memset(&q, 0, sizeof(q));
+	q.client_id = persist_id(s);
+	q.seq = o->seq;
+	q.msg_id = m->id;
+	q.qos = o->qos;
+	q.retain = o->retain;
+	q.n_sub_ids = o->n_sub_ids < STORE_SUB_IDS_MAX ? o->n_sub_ids
+	                                               : STORE_SUB_IDS_MAX;
+	if (q.n_sub_ids)
+		memcpy(q.sub_ids, o->sub_ids,
+		       q.n_sub_ids * sizeof(q.sub_ids[0]));
+	persist_added(n, store_batch_queue_put(b, &q));
+}
+
+void
+persist_inflight_out(struct sess *s, const struct sess_out *o)
+{
+	struct node *n = s->node;
+	struct store_inflight f;
+	struct store_batch *b;
+
+	if (!persist_sess_on(s) || !(b = persist_batch(n)))
+		return;
+	memset(&f, 0, sizeof(f));
+	f.client_id = persist_id(s);
+	f.dir = STORE_INFLIGHT_OUT;
+	f.packet_id = o->packet_id;
+	f.state = o->state == SESS_OUT_PUBREL ? STORE_INFLIGHT_PUBREC
+	                                      : STORE_INFLIGHT_SENT;
+	f.qos = o->qos;
+	f.retain = o->retain;
+	f.seq = o->seq;
+	persist_added(n, store_batch_inflight_put(b, &f));
+	if (o->state == SESS_OUT_PUBREL)
+		/* delivered: the payload is not needed any more */
+		persist_added(n,
+		              store_batch_queue_del(b, persist_id(s), o->seq));
+}
+
+void
+persist_out_del(struct sess *s, const struct sess_out *o)
+{
+	struct node *n = s->node;
+	struct store_batch *b;
+
+	if (!persist_sess_on(s) || !(b = persist_batch(n)))
+		return;
+	if (o->packet_id)
+		persist_added(n, store_batch_inflight_del(b, persist_id(s),
+		                                          STORE_INFLIGHT_OUT,
+		                                          o->packet_id));
+	if (o->state != SESS_OUT_PUBREL)
+		persist_added(n,
+		              store_batch_queue_del(b, persist_id(s), o->seq));
+}
+
+void
+persist_qos2_in(struct sess *s, uint16_t pid, bool on)
+{
+	struct node *n = s->node;
+	struct store_inflight f;
+	struct store_batch *b;
+
+	if (!persist_sess_on(s) || !(b = persist_batch(n)))
+		return;
+	if (!on) {
+		persist_added(n,
+		              store_batch_inflight_del(b, persist_id(s),
+		                                       STORE_INFLIGHT_IN, pid));
+		return;
+	}
+	memset(&f, 0, sizeof(f));
+	f.client_id = persist_id(s);
+	f.dir = STORE_INFLIGHT_IN;
+	f.packet_id = pid;
+	f.state = STORE_INFLIGHT_PUBREL;
+	f.qos = 2;
+	persist_added(n, store_batch_inflight_put(b, &f));
 }
 
 static void
@@ -215,14 +400,95 @@ persist_on_notify(evutil_socket_t fd, short what, void *arg)
 	store_poll_completions(n->store);
 }
 
+/* Payloads by msg id while loading (open addressing). */
+struct persist_msgs {
+	struct msg **slots;
+	size_t cap; /* power of two */
+	size_t n;
+};
+
+static size_t
+persist_msgs_slot(const struct persist_msgs *t, uint64_t id)
+{
+	size_t i = (size_t)(id * 0x9e3779b97f4a7c15ull) & (t->cap - 1);
+
+	while (t->slots[i] && t->slots[i]->id != id)
+		i = (i + 1) & (t->cap - 1);
+	return i;
+}
+
+static int
+persist_msgs_add(struct persist_msgs *t, struct msg *m)
+{
+	if ((t->n + 1) * 2 > t->cap) {
+		struct persist_msgs nt = { NULL, t->cap ? t->cap * 2 : 1024,
+			                   t->n };
+		size_t i;
+		nt.slots = calloc(nt.cap, sizeof(*nt.slots));
+		if (!nt.slots)
+			return ERR_NOMEM;
+		for (i = 0; i < t->cap; i++)
+			if (t->slots[i])
+				nt.slots[persist_msgs_slot(
+				        &nt, t->slots[i]->id)] = t->slots[i];
+		free(t->slots);
+		*t = nt;
+	}
+	t->slots[persist_msgs_slot(t, m->id)] = m;
+	t->n++;
+	return 0;
+}
+
+static struct msg *
+persist_msgs_get(const struct persist_msgs *t, uint64_t id)
+{
+	return t->cap ? t->slots[persist_msgs_slot(t, id)] : NULL;
+}
+
+static void
+persist_msgs_free(struct persist_msgs *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->cap; i++)
+		msg_unref(t->slots[i]);
+	free(t->slots);
+}
+
 struct persist_load {
 	struct node *n;
-	struct store_batch *gone; /* expired records to delete */
+	struct store_batch *gone; /* expired or dangling records to delete */
+	struct persist_msgs msgs; /* payloads by id */
+	uint64_t max_id;          /* highest msg id stored */
 	size_t retained;
 	size_t sessions;
 	size_t subs;
+	size_t queued;
+	size_t inflight;
 	size_t expired;
 };
+
+static int
+persist_load_payload(void *arg, const struct store_payload *p)
+{
+	struct persist_load *l = arg;
+	struct msg *m;
+
+	m = msg_new(p->topic, p->payload, p->props, p->qos, p->retain);
+	if (!m)
+		return ERR_NOMEM;
+	m->id = p->msg_id;
+	m->expiry_ms = persist_to_mono(p->expires_at);
+	if (p->expires_at && p->expires_at <= persist_wall_ms())
+		m->expiry_ms = 1; /* expired while the node was down */
+	if (p->msg_id > l->max_id)
+		l->max_id = p->msg_id;
+	if (persist_msgs_add(&l->msgs, m)) {
+		msg_unref(m);
+		return ERR_NOMEM;
+	}
+	return 0;
+}
 
 static int
 persist_load_retained(void *arg, const struct store_retained *r)
@@ -280,27 +546,186 @@ persist_load_session(void *arg, const struct store_session *ss)
 	struct persist_sub_ctx ctx = { l, NULL };
 	struct sess *s;
 
-	if (ss->expires_at && ss->expires_at <= persist_wall_ms()) {
-		store_batch_session_del(l->gone, ss->client_id);
-		l->expired++;
-		return 0;
-	}
 	s = sess_create(l->n, (const char *)ss->client_id.p, ss->client_id.len,
 	                ss->expiry_interval, ss->version);
 	if (!s)
 		return ERR_NOMEM;
 	s->next_pid = ss->next_packet_id;
 	s->persisted = true;
+	if (ss->expires_at && ss->expires_at <= persist_wall_ms())
+		l->expired++;
 	if (ss->expires_at)
+		/* one that expired while the node was down ends at the first
+		 * tick, which publishes its will */
 		s->expire_at = persist_to_mono(ss->expires_at);
 	else if (ss->expiry_interval != UINT32_MAX)
 		/* it was connected when the node stopped: its clock starts
 		 * now */
 		s->expire_at = node_now_ms() + ss->expiry_interval * 1000ull;
+	if (ss->has_will) {
+		s->will =
+		        msg_new(ss->will_topic, ss->will_payload,
+		                ss->will_props, ss->will_qos, ss->will_retain);
+		if (!s->will)
+			return ERR_NOMEM;
+		s->will->id = ++l->n->next_msg_id;
+		s->will_at = persist_to_mono(ss->will_at);
+		s->will_expiry = ss->will_expiry;
+	}
 	ctx.s = s;
 	l->sessions++;
 	return store_load_subs(l->n->store, ss->client_id, persist_load_sub,
 	                       &ctx);
+}
+
+static struct sess *
+persist_load_sess(struct persist_load *l, struct mqtt_bytes cid)
+{
+	return sess_find(l->n, (const char *)cid.p, cid.len);
+}
+
+/* In-flight records: incoming QoS 2 ids, and outgoing deliveries put in
+ * send order (their payloads come with the queue entries). */
+static int
+persist_load_inflight(void *arg, const struct store_inflight *f)
+{
+	struct persist_load *l = arg;
+	struct sess *s = persist_load_sess(l, f->client_id);
+	struct sess_out *o, **pp;
+	int err;
+
+	if (!s)
+		return 0; /* its session is gone: deleted with it */
+	if (f->dir == STORE_INFLIGHT_IN) {
+		sess_qos2_in_add(s, f->packet_id, &err);
+		return err;
+	}
+	o = calloc(1, sizeof(*o));
+	if (!o)
+		return ERR_NOMEM;
+	o->packet_id = f->packet_id;
+	o->qos = f->qos;
+	o->retain = f->retain;
+	o->seq = f->seq;
+	o->state = f->state == STORE_INFLIGHT_PUBREC ? SESS_OUT_PUBREL
+	                                             : SESS_OUT_SENT;
+	if (f->seq >= l->n->next_seq)
+		l->n->next_seq = f->seq + 1;
+	for (pp = &s->inflight; *pp && (*pp)->seq <= o->seq; pp = &(*pp)->next)
+		;
+	o->next = *pp;
+	*pp = o;
+	if (!o->next)
+		s->inflight_tail = &o->next;
+	s->n_inflight++;
+	l->inflight++;
+	return 0;
+}
+
+static int
+persist_load_queue(void *arg, const struct store_queue_entry *q)
+{
+	struct persist_load *l = arg;
+	struct sess *s = persist_load_sess(l, q->client_id);
+	struct msg *m = persist_msgs_get(&l->msgs, q->msg_id);
+	struct sess_out *o;
+
+	if (!s)
+		return 0;
+	if (q->seq >= l->n->next_seq)
+		l->n->next_seq = q->seq + 1;
+	for (o = s->inflight; o && o->seq != q->seq; o = o->next)
+		;
+	if (!m) {
+		log_warn("stored message missing client=%s msg_id=%llu",
+		         s->client_id, (unsigned long long)q->msg_id);
+		store_batch_queue_del(l->gone, q->client_id, q->seq);
+		return 0;
+	}
+	if (o) { /* sent before the stop: its payload */
+		if (o->state == SESS_OUT_SENT && !o->msg)
+			o->msg = msg_ref(m);
+	} else if (m->expiry_ms == 1) {
+		store_batch_queue_del(l->gone, q->client_id, q->seq);
+		l->expired++;
+		return 0;
+	} else {
+		o = calloc(1, sizeof(*o));
+		if (!o)
+			return ERR_NOMEM;
+		o->msg = msg_ref(m);
+		o->qos = q->qos;
+		o->retain = q->retain;
+		o->seq = q->seq;
+		o->state = SESS_OUT_QUEUED;
+		*s->queue_tail = o;
+		s->queue_tail = &o->next;
+		s->n_queued++;
+		l->queued++;
+	}
+	if (q->n_sub_ids && !o->sub_ids) {
+		o->sub_ids = malloc(q->n_sub_ids * sizeof(*o->sub_ids));
+		if (!o->sub_ids)
+			return ERR_NOMEM;
+		memcpy(o->sub_ids, q->sub_ids,
+		       q->n_sub_ids * sizeof(*o->sub_ids));
+		o->n_sub_ids = q->n_sub_ids;
+	}
+	return 0;
+}
+
+/* A sent delivery whose queue entry (and so payload) is missing cannot be
+ * re-sent: dropped. */
+static void
+persist_load_check(struct sess *s, void *arg)
+{
+	struct persist_load *l = arg;
+	struct sess_out *o, **pp;
+
+	s->inflight_tail = &s->inflight;
+	for (pp = &s->inflight; (o = *pp);) {
+		if (o->state == SESS_OUT_SENT && !o->msg) {
+			store_batch_inflight_del(l->gone, persist_id(s),
+			                         STORE_INFLIGHT_OUT,
+			                         o->packet_id);
+			*pp = o->next;
+			s->n_inflight--;
+			l->inflight--;
+			free(o->sub_ids);
+			free(o);
+			continue;
+		}
+		pp = &o->next;
+		s->inflight_tail = pp;
+	}
+}
+
+static int
+persist_load_all(struct persist_load *l)
+{
+	struct node *n = l->n;
+	struct mqtt_bytes all = { NULL, 0 };
+	uint64_t floor;
+	int rc;
+
+	rc = store_load_payloads(n->store, persist_load_payload, l);
+	/* message ids stay unique across restarts: at least the highest
+	 * stored, and counted from the wall clock (2^20 per ms) so ids of
+	 * messages never stored are not reused either */
+	floor = persist_wall_ms() << 20;
+	n->next_msg_id = l->max_id > floor ? l->max_id : floor;
+	if (rc == 0)
+		rc = store_load_retained(n->store, persist_load_retained, l);
+	if (rc == 0)
+		rc = store_load_sessions(n->store, persist_load_session, l);
+	if (rc == 0)
+		rc = store_load_inflight(n->store, all, persist_load_inflight,
+		                         l);
+	if (rc == 0)
+		rc = store_load_queue(n->store, all, persist_load_queue, l);
+	if (rc == 0)
+		sess_foreach(n, persist_load_check, l);
+	return rc;
 }
 
 int
@@ -311,6 +736,7 @@ persist_open(struct node *n)
 	struct persist_load l;
 	const char *why = "";
 	uint64_t t0 = node_now_ms();
+	size_t messages;
 	int rc;
 
 	memset(&sc, 0, sizeof(sc));
@@ -333,6 +759,7 @@ persist_open(struct node *n)
 	}
 	event_assign(&n->store_ev, n->base, store_notify_fd(n->store),
 	             EV_READ | EV_PERSIST, persist_on_notify, n);
+	event_assign(&n->wflush_ev, n->base, -1, 0, persist_on_flush, n);
 	if (event_add(&n->store_ev, NULL))
 		return ERR_IO;
 	memset(&l, 0, sizeof(l));
@@ -341,28 +768,34 @@ persist_open(struct node *n)
 	if (!l.gone)
 		return ERR_NOMEM;
 	n->loading = true;
-	rc = store_load_retained(n->store, persist_load_retained, &l);
-	if (rc == 0)
-		rc = store_load_sessions(n->store, persist_load_session, &l);
+	rc = persist_load_all(&l);
 	n->loading = false;
+	messages = l.msgs.n;
+	persist_msgs_free(&l.msgs); /* the sessions hold what they use */
 	if (rc) {
 		store_batch_free(l.gone);
 		log_error("cannot load storage data_dir=%s err=\"%s\"",
 		          cfg->data_dir, err_str(rc));
 		return rc;
 	}
-	if (store_batch_count(l.gone))
-		persist_submit(n, l.gone, NULL);
-	else
+	if (store_batch_count(l.gone) &&
+	    (rc = store_submit(n->store, l.gone, NULL, NULL)) != 0)
+		persist_log_failure(n, "submit", rc);
+	else if (!store_batch_count(l.gone))
 		store_batch_free(l.gone);
-	log_info("storage loaded data_dir=%s durability=%s retained=%zu "
-	         "sessions=%zu subscriptions=%zu expired=%zu ms=%llu",
+	/* sessions and delayed wills that ran out while the node was down
+	 * end now, before any client can resume them */
+	sess_tick(n, node_now_ms());
+	log_info("storage loaded data_dir=%s durability=%s schema=%u "
+	         "retained=%zu sessions=%zu subscriptions=%zu queued=%zu "
+	         "inflight=%zu messages=%zu expired=%zu ms=%llu",
 	         cfg->data_dir,
 	         persist_on(n) ? (cfg->durability == CONFIG_DURABILITY_SYNC
 	                                  ? "sync"
 	                                  : "relaxed")
 	                       : "none",
-	         l.retained, l.sessions, l.subs, l.expired,
+	         store_schema_version(n->store), l.retained, l.sessions, l.subs,
+	         l.queued, l.inflight, messages, l.expired,
 	         (unsigned long long)(node_now_ms() - t0));
 	return 0;
 }
@@ -372,7 +805,12 @@ persist_close(struct node *n)
 {
 	if (!n->store)
 		return;
+	persist_flush(n);
+	event_del(&n->wflush_ev);
 	event_del(&n->store_ev);
 	store_close(n->store); /* commits what is pending, runs completions */
 	n->store = NULL;
+	free(n->wacks);
+	n->wacks = NULL;
+	n->cap_wacks = 0;
 }

@@ -169,6 +169,17 @@ sess_destroy(struct sess *s)
 }
 
 void
+sess_foreach(struct node *n, void (*fn)(struct sess *s, void *arg), void *arg)
+{
+	struct sess_table *t = &n->sessions;
+	size_t i;
+
+	for (i = 0; i < t->cap; i++)
+		if (t->slots[i] && t->slots[i] != SESS_TOMB)
+			fn(t->slots[i], arg);
+}
+
+void
 sess_destroy_all(struct node *n)
 {
 	struct sess_table *t = &n->sessions;
@@ -359,7 +370,11 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 		s->dropped++;
 		return false;
 	}
-	if (conn_send(s->conn, b.data, b.len, m) == 0)
+	/* a first QoS 2 send to a persistent session waits until its packet
+	 * id is on disk: a restart must re-send it under the same id */
+	if ((qos == 2 && !dup && persist_sess_on(s)
+	             ? conn_send_durable(s->conn, b.data, b.len, m)
+	             : conn_send(s->conn, b.data, b.len, m)) == 0)
 		s->node->stats.msgs_out++;
 	buf_fini(&b);
 	return true;
@@ -413,8 +428,12 @@ sess_send_out(struct sess *s, struct sess_out *o)
 		struct sess_out *prev = NULL, *p;
 		for (p = s->inflight; p != o; p = p->next)
 			prev = p;
+		persist_out_del(s, o);
 		sess_inflight_remove(s, o, prev);
+		return;
 	}
+	if (!again)
+		persist_inflight_out(s, o);
 }
 
 void
@@ -432,6 +451,7 @@ sess_pump(struct sess *s)
 		/* a message sent once is finished even when it expires
 		 * [MQTT-4.3.3-7] v5 */
 		if (!o->packet_id && sess_msg_expired(o->msg, now)) {
+			persist_out_del(s, o);
 			sess_out_free(o);
 			continue;
 		}
@@ -451,6 +471,7 @@ sess_drop_oldest(struct sess *s)
 	if (!s->queue)
 		s->queue_tail = &s->queue;
 	s->n_queued--;
+	persist_out_del(s, o);
 	sess_out_free(o);
 	n->stats.msgs_dropped_queue_full++;
 	s->dropped++;
@@ -503,12 +524,15 @@ sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	o->qos = qos;
 	o->retain = retain;
 	o->state = SESS_OUT_QUEUED;
+	o->seq = n->next_seq++;
 	if (s->conn && !s->queue && s->n_inflight < conn_window(s->conn)) {
+		persist_queue_put(s, o);
 		sess_send_out(s, o);
 		return;
 	}
 	if (s->n_queued >= n->cfg->max_queued)
 		sess_drop_oldest(s);
+	persist_queue_put(s, o);
 	*s->queue_tail = o;
 	s->queue_tail = &o->next;
 	s->n_queued++;
@@ -604,6 +628,7 @@ sess_on_puback(struct sess *s, uint16_t pid)
 		          s->client_id, pid);
 		return;
 	}
+	persist_out_del(s, o);
 	sess_inflight_remove(s, o, prev);
 	sess_pump(s);
 }
@@ -622,6 +647,7 @@ sess_on_pubrec(struct sess *s, uint16_t pid, uint8_t rc)
 	if (rc >= 0x80) {
 		/* [MQTT-4.4.0-2] [MQTT-4.3.3-4] v5: refused: treated as
 		 * acknowledged, no PUBREL, and the window slot is free */
+		persist_out_del(s, o);
 		sess_inflight_remove(s, o, prev);
 		sess_pump(s);
 		return;
@@ -629,6 +655,7 @@ sess_on_pubrec(struct sess *s, uint16_t pid, uint8_t rc)
 	o->state = SESS_OUT_PUBREL;
 	msg_unref(o->msg); /* the message itself is delivered now */
 	o->msg = NULL;
+	persist_inflight_out(s, o);
 	memset(&pkt, 0, sizeof(pkt));
 	pkt.type = MQTT_PUBREL;
 	pkt.flags = 2;
@@ -646,6 +673,7 @@ sess_on_pubcomp(struct sess *s, uint16_t pid)
 		          s->client_id, pid);
 		return;
 	}
+	persist_out_del(s, o);
 	sess_inflight_remove(s, o, prev);
 	sess_pump(s);
 }
@@ -671,6 +699,7 @@ sess_qos2_in_add(struct sess *s, uint16_t pid, int *err)
 		s->cap_qos2_in = cap;
 	}
 	s->qos2_in[s->n_qos2_in++] = pid;
+	persist_qos2_in(s, pid, true);
 	return true;
 }
 
@@ -681,6 +710,7 @@ sess_qos2_in_remove(struct sess *s, uint16_t pid)
 
 	for (i = 0; i < s->n_qos2_in; i++) {
 		if (s->qos2_in[i] == pid) {
+			persist_qos2_in(s, pid, false);
 			s->qos2_in[i] = s->qos2_in[--s->n_qos2_in];
 			if (!s->n_qos2_in) {
 				free(s->qos2_in);
@@ -752,6 +782,7 @@ sess_tick(struct node *n, uint64_t now)
 			s->will = NULL;
 			router_publish_will(n, will, s->will_expiry);
 			msg_unref(will);
+			persist_session(s); /* without it */
 		}
 		if (s->expire_at && now >= s->expire_at) {
 			log_info("session expired client=%s", s->client_id);
