@@ -1,4 +1,4 @@
-"""Persistence, first slice: retained messages and persistent sessions (with
+"""Persistence: retained messages and persistent sessions (with
 their subscriptions) kept in LMDB in the data dir survive a restart of mqd,
 by SIGTERM and by SIGKILL; [storage] durability (MQD_STORAGE_DURABILITY)
 sync / relaxed / none; a broken data.mdb stops the start.
@@ -9,8 +9,8 @@ it is still free). With durability = sync a retained QoS 1 PUBLISH is
 durable once PUBACKed and a subscription once SUBACKed, so a SIGKILL right
 after the ack must not lose it.
 
-Not in this slice (and not tested): QoS 1/2 messages queued for offline
-sessions, in-flight state, the cluster.
+QoS 1/2 messages queued or in flight, incoming QoS 2 ids, delayed wills and
+the storage.max_size refusal are in test_crash.py.
 
 The only waits that are not on an event are the ones that let an expiry
 interval run out while no broker is running (time has to pass there).
