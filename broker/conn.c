@@ -33,7 +33,8 @@ struct out_item {
 	struct msg *m; /* payload source or NULL; reference held */
 	size_t off;    /* bytes of this item already written */
 	size_t hdr_len;
-	bool held; /* waits for a commit: nothing after it is written */
+	bool held;   /* waits for a commit: nothing after it is written */
+	bool pooled; /* from node->out_items (room for CONN_ITEM_SMALL) */
 	uint8_t hdr[];
 };
 
@@ -380,6 +381,23 @@ conn_abort(struct conn *c, uint8_t rc, const char *why)
 	conn_close(c, why, true);
 }
 
+size_t
+conn_item_size(size_t hdr_len)
+{
+	return sizeof(struct out_item) + hdr_len;
+}
+
+/* Frees one output item (its message reference too). */
+static void
+conn_item_free(struct node *n, struct out_item *it)
+{
+	msg_unref(it->m);
+	if (it->pooled)
+		node_pool_put(&n->out_items, it);
+	else
+		free(it);
+}
+
 static void
 conn_free_output(struct conn *c)
 {
@@ -390,8 +408,7 @@ conn_free_output(struct conn *c)
 		a->held = NULL; /* its item goes now */
 	for (it = c->out; it; it = next) {
 		next = it->next;
-		msg_unref(it->m);
-		free(it);
+		conn_item_free(c->node, it);
 	}
 	c->out = NULL;
 	c->out_tail = &c->out;
@@ -548,8 +565,7 @@ conn_write(struct conn *c)
 			}
 			w -= (ssize_t)left;
 			c->out = it->next;
-			msg_unref(it->m);
-			free(it);
+			conn_item_free(c->node, it);
 		}
 		if (!c->out)
 			c->out_tail = &c->out;
@@ -577,7 +593,15 @@ conn_queue(struct conn *c, const uint8_t *hdr, size_t hdr_len, struct msg *m)
 {
 	struct out_item *it;
 
-	it = malloc(sizeof(*it) + hdr_len);
+	if (hdr_len <= CONN_ITEM_SMALL) {
+		it = node_pool_get(&c->node->out_items);
+		if (it)
+			it->pooled = true;
+	} else {
+		it = malloc(conn_item_size(hdr_len));
+		if (it)
+			it->pooled = false;
+	}
 	if (!it) {
 		conn_close(c, "out of memory", true);
 		return NULL;
@@ -1543,6 +1567,26 @@ conn_on_pubrel(struct conn *c, uint16_t pid)
 		persist_barrier(n, a);
 }
 
+/* PUBACK, PUBREC, PUBREL or PUBCOMP from the client. */
+static void
+conn_on_ack(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
+{
+	switch (type) {
+	case MQTT_PUBACK:
+		sess_on_puback(c->sess, pid);
+		break;
+	case MQTT_PUBREC:
+		sess_on_pubrec(c->sess, pid, rc);
+		break;
+	case MQTT_PUBREL:
+		conn_on_pubrel(c, pid);
+		break;
+	default:
+		sess_on_pubcomp(c->sess, pid);
+		break;
+	}
+}
+
 /* Handles one decoded packet on an established connection. */
 static void
 conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
@@ -1552,16 +1596,10 @@ conn_on_packet(struct conn *c, const struct mqtt_packet *pkt)
 		conn_on_publish(c, &pkt->u.publish);
 		break;
 	case MQTT_PUBACK:
-		sess_on_puback(c->sess, pkt->u.ack.packet_id);
-		break;
 	case MQTT_PUBREC:
-		sess_on_pubrec(c->sess, pkt->u.ack.packet_id, pkt->u.ack.rc);
-		break;
 	case MQTT_PUBREL:
-		conn_on_pubrel(c, pkt->u.ack.packet_id);
-		break;
 	case MQTT_PUBCOMP:
-		sess_on_pubcomp(c->sess, pkt->u.ack.packet_id);
+		conn_on_ack(c, pkt->type, pkt->u.ack.packet_id, pkt->u.ack.rc);
 		break;
 	case MQTT_SUBSCRIBE:
 		conn_on_subscribe(c, &pkt->u.subscribe);
@@ -1618,6 +1656,15 @@ conn_on_bad_packet(struct conn *c, uint8_t type, int err,
 
 /* Parses and handles every whole packet in [p, p+len).
  * @return bytes consumed */
+/* True for the first byte of a well-formed PUBACK, PUBREC, PUBREL (flags
+ * 2) or PUBCOMP (flags 0). */
+static bool
+conn_is_ack(uint8_t tf)
+{
+	return tf == MQTT_PUBACK << 4 || tf == MQTT_PUBREC << 4 ||
+	       tf == (MQTT_PUBREL << 4 | 2) || tf == MQTT_PUBCOMP << 4;
+}
+
 static size_t
 conn_parse(struct conn *c, const uint8_t *p, size_t len)
 {
@@ -1643,6 +1690,19 @@ conn_parse(struct conn *c, const uint8_t *p, size_t len)
 			/* [MQTT-3.1.0-1] close without a reply */
 			conn_close(c, "first packet is not CONNECT", false);
 			break;
+		}
+		if (total == 4 && c->state == CONN_ACTIVE && conn_is_ack(tf) &&
+		    (p[done + 2] | p[done + 3])) {
+			/* the most frequent packet, in its 4-byte form (v5:
+			 * reason Success, no properties): no full decode */
+			const uint8_t *q = p + done;
+			done += total;
+			if (c->keepalive)
+				c->deadline =
+				        node_now_ms() + c->keepalive * 1500ull;
+			conn_on_ack(c, tf >> 4, (uint16_t)(q[2] << 8 | q[3]),
+			            0);
+			continue;
 		}
 		memset(&pkt, 0, sizeof(pkt));
 		rc = mqtt_decode(p + done, total, c->version, &pkt, &used);

@@ -93,6 +93,44 @@ node_make_data_dir(const char *path)
 	return rc;
 }
 
+void *
+node_pool_get(struct node_pool *p)
+{
+	void *b = p->head;
+
+	if (!b)
+		return malloc(p->size);
+	memcpy(&p->head, b, sizeof(void *));
+	p->n--;
+	return b;
+}
+
+void
+node_pool_put(struct node_pool *p, void *b)
+{
+	if (!b)
+		return;
+	if (p->n >= p->max) {
+		free(b);
+		return;
+	}
+	memcpy(b, &p->head, sizeof(void *));
+	p->head = b;
+	p->n++;
+}
+
+void
+node_pool_drain(struct node_pool *p)
+{
+	void *b;
+
+	while ((b = p->head)) {
+		memcpy(&p->head, b, sizeof(void *));
+		free(b);
+	}
+	p->n = 0;
+}
+
 int
 node_init(struct node *n, const struct config *cfg)
 {
@@ -102,6 +140,10 @@ node_init(struct node *n, const struct config *cfg)
 
 	memset(n, 0, sizeof(*n));
 	n->cfg = cfg;
+	n->out_items.size = conn_item_size(CONN_ITEM_SMALL);
+	n->out_items.max = 4096;
+	n->sess_outs.size = sizeof(struct sess_out);
+	n->sess_outs.max = 4096;
 	signal(SIGPIPE, SIG_IGN);
 	if (node_make_data_dir(cfg->data_dir))
 		return ERR_IO;
@@ -174,6 +216,8 @@ node_fini(struct node *n)
 	topic_tree_free(n->subs);
 	free(n->hits);
 	free(n->rx);
+	node_pool_drain(&n->out_items);
+	node_pool_drain(&n->sess_outs);
 	if (n->base)
 		event_base_free(n->base);
 	memset(n, 0, sizeof(*n));

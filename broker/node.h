@@ -54,6 +54,16 @@ struct route_hit {
 	uint32_t sub_ids[MQTT_MAX_SUB_IDS];
 };
 
+/* A bounded free list of equal-size blocks: the per-message allocations
+ * (queued deliveries, small output items) are reused instead of going
+ * through malloc and free each time. */
+struct node_pool {
+	void *head;   /* free blocks, linked through their first word */
+	uint32_t n;   /* blocks in the list */
+	uint32_t max; /* beyond this, blocks go back to free() */
+	size_t size;  /* block size */
+};
+
 struct sess_table {
 	struct sess **slots; /* open addressing by client id hash */
 	size_t cap;          /* power of two, or 0 */
@@ -100,6 +110,8 @@ struct node {
 	struct event tick_ev;  /* keepalive and CONNECT timeouts */
 	struct event sigint_ev;
 	struct event sigterm_ev;
+	struct node_pool out_items; /* small output items (conn.c) */
+	struct node_pool sess_outs; /* struct sess_out */
 	struct node_stats stats;
 	bool stopping;
 	struct log_limit log_lim; /* for peer-triggered lines */
@@ -118,6 +130,15 @@ int node_run(struct node *n);
 void node_fini(struct node *n);
 /** Monotonic clock in milliseconds. */
 uint64_t node_now_ms(void);
+/** A block of the pool's size (uninitialised), or NULL on no memory. */
+void *node_pool_get(struct node_pool *p);
+/** Returns a block of the pool's size to it (or to free() when full);
+ * NULL is a no-op. */
+void node_pool_put(struct node_pool *p, void *b);
+/** Frees every block of the pool. */
+void node_pool_drain(struct node_pool *p);
+/** Size of a pooled output item's header room (conn.c). */
+#define CONN_ITEM_SMALL 64
 
 /* ---- listener.c ---- */
 
@@ -174,6 +195,8 @@ void conn_abort(struct conn *c, uint8_t rc, const char *why);
 uint8_t conn_version(const struct conn *c);
 /** Closes every connection (shutdown). */
 void conn_close_all(struct node *n, const char *why);
+/** Bytes of an output item with room for @p hdr_len header bytes. */
+size_t conn_item_size(size_t hdr_len);
 /** Keepalive / CONNECT timeout check for every connection. */
 void conn_tick(struct node *n, uint64_t now);
 /** Writes queued output of connections marked dirty. */
@@ -241,6 +264,10 @@ struct sess {
 	char id[];        /* the client id, in the same allocation */
 };
 
+/** A zeroed struct sess_out, or NULL on no memory. */
+struct sess_out *sess_out_new(struct node *n);
+/** Frees @p o with its message reference and subscription ids. */
+void sess_out_free(struct node *n, struct sess_out *o);
 /** The session of @p id, or NULL. */
 struct sess *sess_find(struct node *n, const char *id, size_t len);
 /** New empty session stored in the table. @return NULL on no memory */

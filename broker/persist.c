@@ -600,7 +600,7 @@ persist_load_inflight(void *arg, const struct store_inflight *f)
 		sess_qos2_in_add(s, f->packet_id, &err);
 		return err;
 	}
-	o = calloc(1, sizeof(*o));
+	o = sess_out_new(l->n);
 	if (!o)
 		return ERR_NOMEM;
 	o->packet_id = f->packet_id;
@@ -650,7 +650,7 @@ persist_load_queue(void *arg, const struct store_queue_entry *q)
 		l->expired++;
 		return 0;
 	} else {
-		o = calloc(1, sizeof(*o));
+		o = sess_out_new(l->n);
 		if (!o)
 			return ERR_NOMEM;
 		o->msg = msg_ref(m);
@@ -691,12 +691,13 @@ persist_load_check(struct sess *s, void *arg)
 			*pp = o->next;
 			s->n_inflight--;
 			l->inflight--;
-			free(o->sub_ids);
-			free(o);
+			sess_out_free(s->node, o);
 			continue;
 		}
 		pp = &o->next;
 		s->inflight_tail = pp;
+		/* the last id given (the stored counter may be older) */
+		s->next_pid = o->packet_id;
 	}
 }
 

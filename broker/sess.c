@@ -116,22 +116,32 @@ sess_create(struct node *n, const char *id, size_t len, uint32_t expiry,
 	return s;
 }
 
-static void
-sess_out_free(struct sess_out *o)
+struct sess_out *
+sess_out_new(struct node *n)
+{
+	struct sess_out *o = node_pool_get(&n->sess_outs);
+
+	if (o)
+		memset(o, 0, sizeof(*o));
+	return o;
+}
+
+void
+sess_out_free(struct node *n, struct sess_out *o)
 {
 	msg_unref(o->msg);
 	free(o->sub_ids);
-	free(o);
+	node_pool_put(&n->sess_outs, o);
 }
 
 static void
-sess_out_free_list(struct sess_out *o)
+sess_out_free_list(struct node *n, struct sess_out *o)
 {
 	struct sess_out *next;
 
 	for (; o; o = next) {
 		next = o->next;
-		sess_out_free(o);
+		sess_out_free(n, o);
 	}
 }
 
@@ -147,8 +157,8 @@ sess_free(struct sess *s)
 		                                sub->len });
 		free(sub);
 	}
-	sess_out_free_list(s->inflight);
-	sess_out_free_list(s->queue);
+	sess_out_free_list(s->node, s->inflight);
+	sess_out_free_list(s->node, s->queue);
 	msg_unref(s->will);
 	free(s->qos2_in);
 	free(s);
@@ -283,23 +293,24 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 }
 
 /* Fills the MQTT 5 properties of an outgoing PUBLISH: those the message
- * carries, the remaining Message Expiry [MQTT-3.3.2-6] v5, and the
- * subscription identifiers. */
+ * carries (already encoded: sent as they are), the remaining Message
+ * Expiry [MQTT-3.3.2-6] v5, and the subscription identifiers. */
 static void
-sess_publish_props(struct mqtt_props *pr, const struct msg *m,
-                   const uint32_t *sub_ids, size_t n_sub_ids, uint64_t now)
+sess_publish_props(struct mqtt_publish *pub, const struct msg *m,
+                   const uint32_t *sub_ids, size_t n_sub_ids)
 {
-	struct rd r;
-	size_t i;
+	struct mqtt_props *pr = &pub->props;
+	struct mqtt_bytes fw = msg_props(m);
+	size_t i, skip = 0;
 
-	memset(pr, 0, sizeof(*pr));
-	if (m->props_len) {
-		rd_init(&r, msg_props(m).p, m->props_len);
-		if (mqtt_props_decode(&r, MQTT_PUBLISH, pr))
-			memset(pr, 0,
-			       sizeof(*pr)); /* cannot happen: we made it */
-	}
+	/* stored with their length prefix (a variable byte integer) */
+	while (skip < fw.len && (fw.p[skip] & 0x80))
+		skip++;
+	if (skip < fw.len)
+		pub->props_raw = (struct mqtt_bytes){ fw.p + skip + 1,
+			                              fw.len - skip - 1 };
 	if (m->expiry_ms) {
+		uint64_t now = node_now_ms();
 		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
 		pr->message_expiry = (uint32_t)((left + 999) / 1000);
 		pr->present |= 1ull << MQTT_PROP_MESSAGE_EXPIRY;
@@ -340,8 +351,7 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	pub.payload = msg_payload(m);
 	if (conn_version(s->conn) == MQTT_V5) {
 		bool known;
-		sess_publish_props(&pub.props, m, sub_ids, n_sub_ids,
-		                   node_now_ms());
+		sess_publish_props(&pub, m, sub_ids, n_sub_ids);
 		/* the server's own aliases: a repeated topic costs 2 bytes */
 		pub.props.topic_alias =
 		        conn_alias_out(s->conn, pub.topic, &known);
@@ -398,6 +408,16 @@ sess_pid_in_use(const struct sess *s, uint16_t pid)
 static uint16_t
 sess_next_pid(struct sess *s)
 {
+	const struct sess_out *oldest = s->inflight;
+
+	if (!oldest && s->queue && s->queue->packet_id)
+		oldest = s->queue; /* held back at a resume */
+	s->next_pid = s->next_pid == UINT16_MAX ? 1 : s->next_pid + 1;
+	/* Ids are given in send order and the in-flight list keeps that
+	 * order, so the ids in use lie between the oldest one and the last
+	 * one given: the next is in use only when they span every id. */
+	if (!oldest || oldest->packet_id != s->next_pid)
+		return s->next_pid;
 	do {
 		s->next_pid++;
 		if (s->next_pid == 0)
@@ -452,7 +472,7 @@ sess_pump(struct sess *s)
 		 * [MQTT-4.3.3-7] v5 */
 		if (!o->packet_id && sess_msg_expired(o->msg, now)) {
 			persist_out_del(s, o);
-			sess_out_free(o);
+			sess_out_free(s->node, o);
 			continue;
 		}
 		sess_send_out(s, o);
@@ -472,7 +492,7 @@ sess_drop_oldest(struct sess *s)
 		s->queue_tail = &s->queue;
 	s->n_queued--;
 	persist_out_del(s, o);
-	sess_out_free(o);
+	sess_out_free(s->node, o);
 	n->stats.msgs_dropped_queue_full++;
 	s->dropped++;
 	if (log_limit_ok(&n->log_lim, 10))
@@ -505,7 +525,7 @@ sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 		                  n_sub_ids);
 		return;
 	}
-	o = calloc(1, sizeof(*o));
+	o = sess_out_new(n);
 	if (!o) {
 		s->dropped++;
 		return;
@@ -513,7 +533,7 @@ sess_deliver(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	if (n_sub_ids) {
 		o->sub_ids = malloc(n_sub_ids * sizeof(*o->sub_ids));
 		if (!o->sub_ids) {
-			free(o);
+			sess_out_free(n, o);
 			s->dropped++;
 			return;
 		}
@@ -615,7 +635,7 @@ sess_inflight_remove(struct sess *s, struct sess_out *o, struct sess_out *prev)
 	if (s->inflight_tail == &o->next)
 		s->inflight_tail = prev ? &prev->next : &s->inflight;
 	s->n_inflight--;
-	sess_out_free(o);
+	sess_out_free(s->node, o);
 }
 
 void

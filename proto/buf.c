@@ -45,7 +45,7 @@ buf_fail(struct buf *b)
 }
 
 int
-buf_reserve(struct buf *b, size_t n)
+buf_grow(struct buf *b, size_t n)
 {
 	size_t need, cap;
 	uint8_t *p;
@@ -73,23 +73,6 @@ buf_reset(struct buf *b)
 {
 	b->len = 0;
 	b->failed = false;
-}
-
-void
-buf_put_u8(struct buf *b, uint8_t v)
-{
-	if (buf_reserve(b, 1))
-		return;
-	b->data[b->len++] = v;
-}
-
-void
-buf_put_u16(struct buf *b, uint16_t v)
-{
-	if (buf_reserve(b, 2))
-		return;
-	b->data[b->len++] = (uint8_t)(v >> 8);
-	b->data[b->len++] = (uint8_t)v;
 }
 
 void
@@ -121,15 +104,6 @@ buf_put_varint(struct buf *b, uint32_t v)
 			c |= 0x80;
 		b->data[b->len++] = c;
 	} while (v > 0);
-}
-
-void
-buf_put_bytes(struct buf *b, const void *p, size_t n)
-{
-	if (n == 0 || buf_reserve(b, n))
-		return;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
 }
 
 void

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 struct buf {
 	uint8_t *data; /* bytes written so far */
@@ -24,15 +25,50 @@ void buf_init(struct buf *b);
 void buf_init_fixed(struct buf *b, uint8_t *storage, size_t cap);
 /** Frees a growable buffer's memory; buf_fini(NULL) is a no-op. */
 void buf_fini(struct buf *b);
-/** Makes room for @p n more bytes. @return 0 or ERR_NOMEM/ERR_TOO_LARGE */
-int buf_reserve(struct buf *b, size_t n);
+/** buf_reserve's slow path: grows the buffer (or fails it). */
+int buf_grow(struct buf *b, size_t n);
+
+/** Makes room for @p n more bytes. @return 0 or ERR_NOMEM/ERR_TOO_LARGE.
+ * Inline: every put of every packet encoded passes here. */
+static inline int
+buf_reserve(struct buf *b, size_t n)
+{
+	if (!b->failed && n <= b->cap - b->len)
+		return 0;
+	return buf_grow(b, n);
+}
+
 void buf_reset(struct buf *b);
-void buf_put_u8(struct buf *b, uint8_t v);
-void buf_put_u16(struct buf *b, uint16_t v);
+
+static inline void
+buf_put_u8(struct buf *b, uint8_t v)
+{
+	if (buf_reserve(b, 1))
+		return;
+	b->data[b->len++] = v;
+}
+
+static inline void
+buf_put_u16(struct buf *b, uint16_t v)
+{
+	if (buf_reserve(b, 2))
+		return;
+	b->data[b->len++] = (uint8_t)(v >> 8);
+	b->data[b->len++] = (uint8_t)v;
+}
+
+static inline void
+buf_put_bytes(struct buf *b, const void *p, size_t n)
+{
+	if (n == 0 || buf_reserve(b, n))
+		return;
+	memcpy(b->data + b->len, p, n);
+	b->len += n;
+}
+
 void buf_put_u32(struct buf *b, uint32_t v);
 /** Variable byte integer (1..4 bytes); values over 268435455 fail the buf. */
 void buf_put_varint(struct buf *b, uint32_t v);
-void buf_put_bytes(struct buf *b, const void *p, size_t n);
 /** Two-byte length prefix then the bytes; n > 65535 fails the buf. */
 void buf_put_str(struct buf *b, const void *p, size_t n);
 static inline bool

@@ -254,8 +254,12 @@ publish_rl(uint8_t version, const struct mqtt_publish *pub)
 {
 	size_t n = 2 + pub->topic.len + (pub->qos > 0 ? 2 : 0);
 
-	if (version == MQTT_V5)
-		n += props_size(&pub->props);
+	if (version == MQTT_V5) {
+		size_t pl = mqtt_props_len(&pub->props) + pub->props_raw.len;
+		if (pl > MQTT_MAX_REMAINING)
+			return MQTT_MAX_REMAINING + 1;
+		n += varint_size((uint32_t)pl) + pl;
+	}
 	if (n > MQTT_MAX_REMAINING || pub->payload.len > MQTT_MAX_REMAINING - n)
 		return MQTT_MAX_REMAINING + 1;
 	return n + pub->payload.len;
@@ -293,7 +297,7 @@ mqtt_publish_header_encode(struct buf *b, uint8_t version,
 	if (pub->qos > 0)
 		buf_put_u16(b, pub->packet_id);
 	if (version == MQTT_V5)
-		mqtt_props_encode(b, &pub->props);
+		mqtt_props_encode_extra(b, &pub->props, pub->props_raw);
 	if (buf_failed(b))
 		return packet_abort(b, start, buf_err(b));
 	return 0;

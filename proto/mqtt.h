@@ -224,6 +224,9 @@ struct mqtt_publish {
 	struct mqtt_bytes topic;
 	struct mqtt_props props;
 	struct mqtt_bytes payload;
+	/* encoder only: properties already encoded (no length prefix), sent
+	 * after those of props; the decoder leaves it empty */
+	struct mqtt_bytes props_raw;
 };
 
 /** PUBACK, PUBREC, PUBREL, PUBCOMP. */
@@ -366,6 +369,10 @@ size_t mqtt_publish_size(uint8_t version, const struct mqtt_publish *pub);
 /** Encodes MQTT 5 properties (length prefix included), in `present` order.
  * Failures are recorded in @p b (buf_failed). */
 void mqtt_props_encode(struct buf *b, const struct mqtt_props *pr);
+/** As mqtt_props_encode, with @p extra (properties already encoded, no
+ * length prefix) appended and counted in the length prefix. */
+void mqtt_props_encode_extra(struct buf *b, const struct mqtt_props *pr,
+                             struct mqtt_bytes extra);
 
 /** Bytes of the encoded properties without the length prefix. */
 size_t mqtt_props_len(const struct mqtt_props *pr);

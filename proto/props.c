@@ -32,6 +32,8 @@ enum prop_type {
 	 IN(SUBSCRIBE) | IN(SUBACK) | IN(UNSUBSCRIBE) | IN(UNSUBACK) | \
 	 IN(DISCONNECT) | IN(AUTH))
 #define PROP_MAX_ID MQTT_PROP_SHARED_SUB_AVAILABLE
+/* present bits that name a property identifier (1..PROP_MAX_ID) */
+#define PROP_ID_BITS (((2ull << PROP_MAX_ID) - 1) & ~1ull)
 
 struct prop_def {
 	uint8_t type;   /* enum prop_type */
@@ -469,13 +471,12 @@ prop_len(const struct mqtt_props *pr, uint32_t id)
 size_t
 mqtt_props_len(const struct mqtt_props *pr)
 {
+	uint64_t bits = pr->present & PROP_ID_BITS;
 	size_t n = 0;
-	uint32_t id;
 
-	for (id = 1; id <= PROP_MAX_ID; id++) {
-		if ((pr->present >> id) & 1u)
-			n += prop_len(pr, id);
-	}
+	/* only the identifiers present: a PUBLISH usually has one or two */
+	for (; bits; bits &= bits - 1)
+		n += prop_len(pr, (uint32_t)__builtin_ctzll(bits));
 	return n;
 }
 
@@ -530,20 +531,26 @@ prop_put(struct buf *b, const struct mqtt_props *pr, uint32_t id)
 }
 
 void
-mqtt_props_encode(struct buf *b, const struct mqtt_props *pr)
+mqtt_props_encode_extra(struct buf *b, const struct mqtt_props *pr,
+                        struct mqtt_bytes extra)
 {
-	size_t len = mqtt_props_len(pr);
-	uint32_t id;
+	size_t len = mqtt_props_len(pr) + extra.len;
+	uint64_t bits = pr->present & PROP_ID_BITS;
 
 	if (len > MQTT_MAX_REMAINING) {
 		buf_put_varint(b, UINT32_MAX); /* fails the buf */
 		return;
 	}
 	buf_put_varint(b, (uint32_t)len);
-	for (id = 1; id <= PROP_MAX_ID; id++) {
-		if ((pr->present >> id) & 1u)
-			prop_put(b, pr, id);
-	}
+	for (; bits; bits &= bits - 1)
+		prop_put(b, pr, (uint32_t)__builtin_ctzll(bits));
+	buf_put_bytes(b, extra.p, extra.len);
+}
+
+void
+mqtt_props_encode(struct buf *b, const struct mqtt_props *pr)
+{
+	mqtt_props_encode_extra(b, pr, (struct mqtt_bytes){ NULL, 0 });
 }
 
 bool

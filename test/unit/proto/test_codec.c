@@ -1714,6 +1714,61 @@ START_TEST(test_publish_header_and_size)
 }
 END_TEST
 
+/* Properties already encoded (props_raw) go after the struct ones, inside
+ * one length prefix, and decode as if they had been in the struct. */
+START_TEST(test_publish_props_raw)
+{
+	struct mqtt_packet p = { .type = MQTT_PUBLISH }, out;
+	struct mqtt_publish *pub = &p.u.publish;
+	struct mqtt_props fw;
+	struct buf raw, whole;
+	size_t used, i;
+
+	memset(&fw, 0, sizeof(fw));
+	SET(&fw, MQTT_PROP_CONTENT_TYPE);
+	fw.content_type = B("text/plain");
+	SET(&fw, MQTT_PROP_CORRELATION_DATA);
+	fw.correlation_data = B("\x01\x02");
+	buf_init(&raw);
+	mqtt_props_encode(&raw, &fw);
+	pub->topic = B("t");
+	pub->qos = 1;
+	pub->packet_id = 9;
+	pub->payload = B("body");
+	SET(&pub->props, MQTT_PROP_MESSAGE_EXPIRY);
+	pub->props.message_expiry = 30;
+	SET(&pub->props, MQTT_PROP_SUB_ID);
+	pub->props.sub_ids[0] = 5;
+	pub->props.n_sub_ids = 1;
+	/* the raw bytes without their own length prefix (1 byte here) */
+	pub->props_raw = (struct mqtt_bytes){ raw.data + 1, raw.len - 1 };
+	buf_init(&whole);
+	ck_assert_int_eq(mqtt_encode(&whole, MQTT_V5, &p), 0);
+	ck_assert_uint_eq(mqtt_publish_size(MQTT_V5, pub), whole.len);
+	memset(&out, 0, sizeof(out));
+	ck_assert_int_eq(
+	        mqtt_decode(whole.data, whole.len, MQTT_V5, &out, &used), 0);
+	ck_assert_uint_eq(used, whole.len);
+	ck_assert(mqtt_bytes_equals(out.u.publish.props.content_type,
+	                            B("text/plain")));
+	ck_assert(mqtt_bytes_equals(out.u.publish.props.correlation_data,
+	                            B("\x01\x02")));
+	ck_assert_uint_eq(out.u.publish.props.message_expiry, 30);
+	ck_assert_uint_eq(out.u.publish.props.n_sub_ids, 1);
+	ck_assert_uint_eq(out.u.publish.props.sub_ids[0], 5);
+	ck_assert(mqtt_bytes_equals(out.u.publish.payload, B("body")));
+	/* on 3.1.1 there are no properties at all */
+	for (i = 0; i < 2; i++) {
+		uint8_t v = i ? MQTT_V311 : MQTT_V31;
+		buf_reset(&whole);
+		ck_assert_int_eq(mqtt_encode(&whole, v, &p), 0);
+		ck_assert_uint_eq(whole.len, 2 + 3 + 2 + 4);
+	}
+	buf_fini(&raw);
+	buf_fini(&whole);
+}
+END_TEST
+
 START_TEST(test_encode_errors)
 {
 	struct mqtt_packet p = { .type = MQTT_PUBLISH };
@@ -1960,6 +2015,7 @@ codec_suite(void)
 	suite_add_tcase(s, frame);
 
 	tcase_add_loop_test(enc, test_publish_header_and_size, 0, nv);
+	tcase_add_test(enc, test_publish_props_raw);
 	tcase_add_test(enc, test_encode_errors);
 	tcase_add_test(enc, test_encode_too_large);
 	tcase_add_test(enc, test_sub_walkers);
