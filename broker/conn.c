@@ -1704,7 +1704,6 @@ conn_parse(struct conn *c, const uint8_t *p, size_t len)
 			            0);
 			continue;
 		}
-		memset(&pkt, 0, sizeof(pkt));
 		rc = mqtt_decode(p + done, total, c->version, &pkt, &used);
 		if (rc) {
 			conn_on_bad_packet(c, tf >> 4, rc, &pkt);
