@@ -1370,6 +1370,7 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 		persist_retained(n, m);
 	}
 	hits = router_publish(n, m);
+	mesh_forward(n, m);
 	msg_unref(m);
 	if (!p.qos)
 		return;

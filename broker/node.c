@@ -175,6 +175,9 @@ node_init(struct node *n, const struct config *cfg)
 	rc = persist_open(n);
 	if (rc)
 		goto out_fail;
+	rc = mesh_start(n);
+	if (rc)
+		goto out_fail;
 	rc = listener_open_all(n);
 	if (rc)
 		goto out_fail;
@@ -198,6 +201,7 @@ node_run(struct node *n)
 void
 node_fini(struct node *n)
 {
+	mesh_stop(n); /* first: the peers hear this node leaves */
 	if (n->base) {
 		listener_close_all(n);
 		conn_close_all(n, "server shutting down");

@@ -29,6 +29,7 @@ struct listener;
 struct share_group;
 struct store;
 struct conn_ack;
+struct mesh;
 
 /* Counters; exported as metrics by a later issue. */
 struct node_stats {
@@ -43,6 +44,8 @@ struct node_stats {
 	uint64_t msgs_dropped_too_large;  /* over a v5 client's packet size */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
+	uint64_t cluster_forwarded; /* message copies sent to peers */
+	uint64_t cluster_received;  /* messages peers forwarded here */
 };
 
 /* One matched subscriber during routing (see router.c). */
@@ -91,6 +94,8 @@ struct node {
 	struct share_group *groups; /* shared subscription groups */
 	struct auth auth;           /* users of [auth] password_file */
 	struct store *store;        /* LMDB storage, or NULL */
+	uint64_t node_id;           /* stored (or, without storage, random) */
+	struct mesh *mesh;          /* cluster glue (mesh.c), or NULL */
 	struct event store_ev;      /* its completions are ready */
 	bool loading;               /* start-up load: do not write back */
 	uint64_t persist_writes;    /* storage ops added so far */
@@ -396,6 +401,20 @@ void persist_out_del(struct sess *s, const struct sess_out *o);
 /** Writes (@p on) or deletes an incoming QoS 2 packet id awaiting
  * PUBREL. */
 void persist_qos2_in(struct sess *s, uint16_t pid, bool on);
+
+/* ---- mesh.c ---- */
+
+/** Starts the cluster link (after storage: it needs the node id and the
+ * loaded subscriptions). @return 0, or an ERR_* after logging the cause */
+int mesh_start(struct node *n);
+/** Tells the peers this node leaves and closes the links. */
+void mesh_stop(struct node *n);
+/** A local subscription to @p filter was added (+1) or removed (-1); a
+ * filter's first and last ones are announced to the peers. */
+void mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta);
+/** Sends a message published on this node to the peers whose routes match
+ * it (once per peer). */
+void mesh_forward(struct node *n, const struct msg *m);
 
 /* ---- share.c ---- */
 

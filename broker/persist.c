@@ -9,6 +9,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #include "storage/storage.h"
@@ -758,6 +759,11 @@ persist_open(struct node *n)
 		        cfg->data_dir, err_str(rc), why);
 		return rc;
 	}
+	n->node_id = store_node_id(n->store);
+	while (!n->node_id) /* durability none keeps no id */
+		if (getrandom(&n->node_id, sizeof(n->node_id), 0) !=
+		    (ssize_t)sizeof(n->node_id))
+			n->node_id = persist_wall_ms();
 	event_assign(&n->store_ev, n->base, store_notify_fd(n->store),
 	             EV_READ | EV_PERSIST, persist_on_notify, n);
 	event_assign(&n->wflush_ev, n->base, -1, 0, persist_on_flush, n);

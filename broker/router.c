@@ -106,6 +106,7 @@ router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s)
 	if (will->retain && retain_set(n->retained, will) == 0)
 		persist_retained(n, will);
 	router_publish(n, will);
+	mesh_forward(n, will); /* wills fire cluster-wide */
 }
 
 size_t

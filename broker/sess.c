@@ -151,10 +151,11 @@ sess_free(struct sess *s)
 	struct sess_sub *sub, *next;
 
 	for (sub = s->subs; sub; sub = next) {
+		struct mqtt_bytes f = { (const uint8_t *)sub->filter,
+			                sub->len };
 		next = sub->next;
-		sess_tree_remove(
-		        s, (struct mqtt_bytes){ (const uint8_t *)sub->filter,
-		                                sub->len });
+		sess_tree_remove(s, f);
+		mesh_route_ref(s->node, f, -1);
 		free(sub);
 	}
 	sess_out_free_list(s->node, s->inflight);
@@ -263,6 +264,7 @@ sess_subscribe(struct sess *s, struct mqtt_bytes filter,
 		}
 		sub->next = s->subs;
 		s->subs = sub;
+		mesh_route_ref(s->node, filter, +1);
 	} else {
 		/* [MQTT-3.8.4-3] an identical filter replaces the old one */
 		rc = sess_tree_add(s, filter, opts);
@@ -284,6 +286,7 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 		    memcmp(sub->filter, filter.p, filter.len) == 0) {
 			*pp = sub->next;
 			sess_tree_remove(s, filter);
+			mesh_route_ref(s->node, filter, -1);
 			free(sub);
 			persist_sub(s, filter, NULL);
 			return 0;

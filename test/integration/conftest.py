@@ -269,8 +269,12 @@ def start_broker(request, tmp_path):
             else:
                 cmd = [MQD_BIN, "--bind", "127.0.0.1", "-p", str(port),
                        "--data-dir", str(data_dir), "--log-level", "debug",
-                       "--node-name", "test"]
+                       "--node-name", env.get("MQD_NODE_NAME", "test")]
                 penv = dict(os.environ)
+                # every broker has its own cluster port (tests run in
+                # parallel; the default 7883 would be taken)
+                penv["MQD_CLUSTER_BIND"] = "127.0.0.1"
+                penv["MQD_CLUSTER_PORT"] = str(free_port())
                 penv.update(env)
             penv.update(proc_env or {})
             with open(log_path, "ab") as log:

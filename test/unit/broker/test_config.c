@@ -353,11 +353,21 @@ END_TEST
 
 START_TEST(test_flags_all)
 {
-	char *argv[] = {
-		"mqd",         "--port",     "1999",   "--bind",
-		"::",          "--data-dir", "/srv/d", "--node-name=nn",
-		"--log-level", "error",      NULL
-	};
+	char *argv[] = { "mqd",
+		         "--port",
+		         "1999",
+		         "--bind",
+		         "::",
+		         "--data-dir",
+		         "/srv/d",
+		         "--node-name=nn",
+		         "--log-level",
+		         "error",
+		         "--cluster-port",
+		         "7999",
+		         "--seeds",
+		         "a:1,b:2",
+		         NULL };
 	char *argv2[] = { "mqd", "-p1234", "-p", "1235", NULL };
 	struct run r;
 
@@ -368,6 +378,8 @@ START_TEST(test_flags_all)
 	ck_assert_str_eq(r.cfg.data_dir, "/srv/d");
 	ck_assert_str_eq(r.cfg.node_name, "nn");
 	ck_assert_int_eq(r.cfg.log_level, LOG_ERROR);
+	ck_assert_uint_eq(r.cfg.cluster_port, 7999);
+	ck_assert_str_eq(r.cfg.cluster_seeds, "a:1,b:2");
 	config_fini(&r.cfg);
 
 	load(&r, argv2, NULL); /* the last one wins */

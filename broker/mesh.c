@@ -1,0 +1,285 @@
+/*
+ * The broker side of the cluster: starts cluster/ with this node's hooks,
+ * counts the local subscriptions per topic filter (a filter's first one
+ * and its last one are route changes the peers hear about), forwards the
+ * messages published here to the nodes whose routes match, and hands the
+ * peers' messages to the local subscribers.
+ */
+#include "broker/node.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cluster/cluster.h"
+
+/* One topic filter with local subscribers. */
+struct mesh_route {
+	struct mesh_route *next;
+	uint32_t hash;
+	uint32_t refs; /* local subscriptions on it */
+	uint16_t len;
+	char filter[];
+};
+
+struct mesh {
+	struct cluster *c;
+	struct mesh_route **slots; /* chained, power-of-two count */
+	size_t cap;
+	size_t n;
+};
+
+static uint32_t
+mesh_hash(struct mqtt_bytes f)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < f.len; i++)
+		h = (h ^ f.p[i]) * 16777619u;
+	return h;
+}
+
+static struct mesh_route **
+mesh_slot(struct mesh *m, struct mqtt_bytes f, uint32_t h)
+{
+	struct mesh_route **pp = &m->slots[h & (m->cap - 1)];
+
+	for (; *pp; pp = &(*pp)->next)
+		if ((*pp)->hash == h && (*pp)->len == f.len &&
+		    memcmp((*pp)->filter, f.p, f.len) == 0)
+			break;
+	return pp;
+}
+
+static int
+mesh_grow(struct mesh *m)
+{
+	size_t cap = m->cap ? m->cap * 2 : 256, i;
+	struct mesh_route **slots = calloc(cap, sizeof(*slots)), *r, *next;
+
+	if (!slots)
+		return ERR_NOMEM;
+	for (i = 0; i < m->cap; i++) {
+		for (r = m->slots[i]; r; r = next) {
+			next = r->next;
+			r->next = slots[r->hash & (cap - 1)];
+			slots[r->hash & (cap - 1)] = r;
+		}
+	}
+	free(m->slots);
+	m->slots = slots;
+	m->cap = cap;
+	return 0;
+}
+
+void
+mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta)
+{
+	struct mesh *m = n->mesh;
+	struct mesh_route **pp, *r;
+	struct mqtt_bytes f;
+	bool shared;
+	uint32_t h;
+
+	if (!m)
+		return;
+	/* a shared subscription routes on its topic filter */
+	if (share_parse(filter, &shared, &f))
+		return;
+	if (!shared)
+		f = filter;
+	if (m->n + 1 > m->cap && mesh_grow(m)) {
+		log_error("cluster route table out of memory");
+		return;
+	}
+	h = mesh_hash(f);
+	pp = mesh_slot(m, f, h);
+	r = *pp;
+	if (delta > 0) {
+		if (r) {
+			r->refs++;
+			return;
+		}
+		r = malloc(sizeof(*r) + f.len);
+		if (!r) {
+			log_error("cluster route table out of memory");
+			return;
+		}
+		r->next = NULL;
+		r->hash = h;
+		r->refs = 1;
+		r->len = (uint16_t)f.len;
+		memcpy(r->filter, f.p, f.len);
+		*pp = r;
+		m->n++;
+		if (m->c)
+			cluster_route_add(m->c, f);
+		return;
+	}
+	if (!r || --r->refs)
+		return;
+	*pp = r->next;
+	m->n--;
+	if (m->c)
+		cluster_route_del(m->c, f);
+	free(r);
+}
+
+void
+mesh_forward(struct node *n, const struct msg *m)
+{
+	struct cluster_msg cm;
+	uint64_t now;
+
+	if (!n->mesh)
+		return;
+	memset(&cm, 0, sizeof(cm));
+	cm.origin_node = n->node_id;
+	cm.msg_id = m->id;
+	cm.topic = msg_topic(m);
+	cm.payload = msg_payload(m);
+	cm.props = msg_props(m);
+	cm.qos = m->qos;
+	cm.retain = m->retain;
+	if (m->expiry_ms) {
+		now = node_now_ms();
+		cm.expiry_s =
+		        m->expiry_ms > now
+		                ? (uint32_t)((m->expiry_ms - now + 999) / 1000)
+		                : 1;
+	}
+	n->stats.cluster_forwarded += cluster_publish(n->mesh->c, &cm);
+}
+
+/* cluster_hooks.deliver: a peer's message for the local subscribers. */
+static void
+mesh_on_deliver(void *arg, const struct cluster_msg *cm)
+{
+	struct node *n = arg;
+	struct msg *m;
+
+	m = msg_new(cm->topic, cm->payload, cm->props, cm->qos, cm->retain);
+	if (!m) {
+		log_error("cluster message dropped: out of memory");
+		return;
+	}
+	m->id = ++n->next_msg_id;
+	if (cm->expiry_s)
+		m->expiry_ms = node_now_ms() + cm->expiry_s * 1000ull;
+	n->stats.cluster_received++;
+	router_publish(n, m); /* local subscribers only: never sent on */
+	msg_unref(m);
+}
+
+/* cluster_hooks.each_route: the snapshot for a (re)connected peer. */
+static void
+mesh_each_route(void *arg, void (*fn)(void *ctx, struct mqtt_bytes filter),
+                void *ctx)
+{
+	struct node *n = arg;
+	struct mesh_route *r;
+	size_t i;
+
+	for (i = 0; i < n->mesh->cap; i++)
+		for (r = n->mesh->slots[i]; r; r = r->next)
+			fn(ctx, (struct mqtt_bytes){ (const uint8_t *)r->filter,
+			                             r->len });
+}
+
+static void
+mesh_on_log(void *arg, int level, const char *line)
+{
+	(void)arg;
+	switch (level) {
+	case 0:
+		log_debug("%s", line);
+		break;
+	case 1:
+		log_info("%s", line);
+		break;
+	case 2:
+		log_warn("%s", line);
+		break;
+	default:
+		log_error("%s", line);
+		break;
+	}
+}
+
+static void
+mesh_count_session(struct sess *s, void *arg)
+{
+	struct sess_sub *sub;
+
+	for (sub = s->subs; sub; sub = sub->next)
+		mesh_route_ref(arg,
+		               (struct mqtt_bytes){
+		                       (const uint8_t *)sub->filter, sub->len },
+		               +1);
+}
+
+int
+mesh_start(struct node *n)
+{
+	const struct config *cfg = n->cfg;
+	struct cluster_config cc;
+	struct cluster_hooks h;
+	struct mesh *m;
+	int rc;
+
+	m = calloc(1, sizeof(*m));
+	if (!m || mesh_grow(m)) {
+		free(m);
+		return ERR_NOMEM;
+	}
+	memset(&cc, 0, sizeof(cc));
+	cc.node_name = cfg->node_name;
+	cc.node_id = n->node_id;
+	cc.bind = cfg->cluster_bind;
+	cc.port = cfg->cluster_port;
+	cc.advertise = cfg->cluster_advertise;
+	cc.seeds = cfg->cluster_seeds;
+	cc.secret = cfg->cluster_secret;
+	memset(&h, 0, sizeof(h));
+	h.arg = n;
+	h.deliver = mesh_on_deliver;
+	h.each_route = mesh_each_route;
+	h.log = mesh_on_log;
+	n->mesh = m;
+	/* the subscriptions loaded from storage are routes already */
+	sess_foreach(n, mesh_count_session, n);
+	rc = cluster_start(n->base, &cc, &h, &m->c);
+	if (rc) {
+		mesh_stop(n);
+		log_error("cannot start the cluster link bind=%s port=%u "
+		          "err=\"%s\"",
+		          cfg->cluster_bind, cfg->cluster_port, err_str(rc));
+		return rc;
+	}
+	log_info("cluster link listening node=%s bind=%s port=%u seeds=\"%s\"",
+	         cfg->node_name, cfg->cluster_bind, cfg->cluster_port,
+	         cfg->cluster_seeds);
+	return 0;
+}
+
+void
+mesh_stop(struct node *n)
+{
+	struct mesh *m = n->mesh;
+	struct mesh_route *r, *next;
+	size_t i;
+
+	if (!m)
+		return;
+	cluster_stop(m->c); /* tells the peers this node leaves; NULL: no-op */
+	for (i = 0; i < m->cap; i++) {
+		for (r = m->slots[i]; r; r = next) {
+			next = r->next;
+			free(r);
+		}
+	}
+	free(m->slots);
+	free(m);
+	n->mesh = NULL;
+}

@@ -1,0 +1,136 @@
+/*
+ * cluster's public header: the links between mqd nodes. Membership
+ * (SWIM-style ping / ping-req / suspect / dead with incarnation numbers,
+ * gossip piggy-backed on link traffic), route exchange (each node streams
+ * its own topic filters as a snapshot then deltas; a remote route table maps
+ * filter -> nodes) and message forwarding (a publish goes at most once to
+ * each node whose routes match). Frames are a 4-byte big-endian length and
+ * one protobuf Envelope (proto/cluster.proto); no protobuf type crosses this
+ * header. cluster never includes broker headers: broker hands it struct
+ * cluster_hooks at start. Loop thread only, on broker's event_base.
+ */
+#ifndef CLUSTER_CLUSTER_H
+#define CLUSTER_CLUSTER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/proto.h"
+
+struct event_base;
+struct cluster;
+
+/** Protocol version spoken on the link; a peer with another is dropped. */
+#define CLUSTER_PROTO_VERSION 1
+/** Largest frame accepted (bytes after the length prefix). */
+#define CLUSTER_FRAME_MAX (16u * 1024 * 1024)
+
+enum cluster_member_state {
+	CLUSTER_ALIVE = 0,
+	CLUSTER_SUSPECT,
+	CLUSTER_DEAD,
+	CLUSTER_LEFT,
+};
+
+/** A message forwarded between nodes. Byte fields are views valid for the
+ * duration of the call they are passed to. */
+struct cluster_msg {
+	uint64_t origin_node; /* node id of the node the client published on */
+	uint64_t msg_id;      /* unique on the origin node */
+	struct mqtt_bytes topic;
+	struct mqtt_bytes payload;
+	struct mqtt_bytes props; /* forwarded MQTT 5 properties, encoded as
+	                          * broker stores them (length prefix incl.) */
+	uint8_t qos;
+	bool retain;
+	uint32_t expiry_s; /* remaining Message Expiry Interval, 0 = none */
+	struct mqtt_bytes origin_client; /* publishing client id (no-local) */
+};
+
+/** What cluster calls back into broker. The hooks run on the loop thread
+ * from cluster's callbacks; they may call cluster_publish, cluster_route_*
+ * and cluster_members, but not cluster_stop. */
+struct cluster_hooks {
+	void *arg;
+	/** A message from a peer for this node's local subscribers; it is
+	 * never forwarded to another node. */
+	void (*deliver)(void *arg, const struct cluster_msg *m);
+	/** Calls @p fn once per topic filter with local subscribers (the route
+	 * snapshot sent to a (re)connected peer). */
+	void (*each_route)(void *arg,
+	                   void (*fn)(void *ctx, struct mqtt_bytes filter),
+	                   void *ctx);
+	/** A member changed state (for logs and metrics); may be NULL. */
+	void (*member_changed)(void *arg, const char *name,
+	                       enum cluster_member_state st);
+	/** Log line: level 0 debug, 1 info, 2 warn, 3 error. */
+	void (*log)(void *arg, int level, const char *line);
+};
+
+struct cluster_config {
+	const char *node_name; /* unique in the cluster */
+	uint64_t node_id;      /* stored node id (storage) */
+	const char *bind;      /* address to listen on */
+	uint16_t port;         /* cluster port; 0 = any free one (tests) */
+	const char *advertise; /* host:port peers use ("host" alone: the
+	                        * bound port); "" = bind:port, or the host
+	                        * name and port when bind is a wildcard */
+	const char *seeds;     /* "host:port,host:port", "" = run alone */
+	const char *secret;    /* shared secret; "" = none */
+	uint32_t ping_ms;      /* probe period, 0 = 1000 */
+	uint32_t dead_ms;      /* unanswered this long: dead, 0 = 5000;
+	                        * raised to 4 * ping_ms if below */
+};
+
+/** One member as seen from this node (cluster_members). */
+struct cluster_member {
+	const char *name;
+	const char *addr; /* host:port */
+	uint64_t node_id;
+	uint64_t incarnation;
+	enum cluster_member_state state;
+	bool link_up;  /* a link to it is established */
+	size_t routes; /* filters it announced */
+	bool self;
+};
+
+/**
+ * Listens on cfg->bind:port, connects to the seeds and starts probing.
+ * @param cfg copied
+ * @param hooks copied
+ * @return 0, or ERR_IO (cannot listen) / ERR_MALFORMED (bad node name,
+ *         advertise or seed) / ERR_NOMEM; the cause is logged through hooks
+ */
+int cluster_start(struct event_base *base, const struct cluster_config *cfg,
+                  const struct cluster_hooks *hooks, struct cluster **out);
+
+/** Announces that this node leaves (Leave on every established link,
+ * written without blocking: best effort, peers that miss it learn it by
+ * gossip or see the node die), closes the links and frees @p c.
+ * cluster_stop(NULL) is a no-op. */
+void cluster_stop(struct cluster *c);
+
+/** This node gained its first local subscriber on @p filter (add) or lost
+ * its last (del): streamed to every peer as a delta. Call it once
+ * hooks->each_route reflects the change. NULL @p c: no-op. */
+void cluster_route_add(struct cluster *c, struct mqtt_bytes filter);
+void cluster_route_del(struct cluster *c, struct mqtt_bytes filter);
+
+/**
+ * Forwards @p m to every peer with a route matching its topic that is
+ * ALIVE or SUSPECT and has an established link, once per peer however
+ * many of its filters match (one encoding, queued on each link).
+ * @return the number of peers it was sent to (0 for NULL @p c)
+ */
+size_t cluster_publish(struct cluster *c, const struct cluster_msg *m);
+
+/**
+ * Calls @p fn for every member (this node included), in name order. @p m
+ * and its strings are valid during the call only.
+ */
+void cluster_members(struct cluster *c,
+                     void (*fn)(void *arg, const struct cluster_member *m),
+                     void *arg);
+
+#endif
