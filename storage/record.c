@@ -34,24 +34,6 @@ fnv1a64(const uint8_t *p, size_t n)
 }
 
 void
-key_put_u64(struct buf *b, uint64_t v)
-{
-	buf_put_u32(b, (uint32_t)(v >> 32));
-	buf_put_u32(b, (uint32_t)v);
-}
-
-uint64_t
-key_get_u64(const uint8_t *p)
-{
-	uint64_t v = 0;
-	int i;
-
-	for (i = 0; i < 8; i++)
-		v = v << 8 | p[i];
-	return v;
-}
-
-void
 key_put_fit(struct buf *b, const uint8_t *p, size_t n)
 {
 	if (n <= KEY_MAX) {
@@ -67,12 +49,6 @@ key_put_client(struct buf *b, struct mqtt_bytes cid)
 {
 	buf_put_bytes(b, cid.p, cid.len);
 	buf_put_u8(b, 0);
-}
-
-void
-rec_put_u64(struct buf *b, uint64_t v)
-{
-	key_put_u64(b, v);
 }
 
 int
@@ -96,7 +72,7 @@ put_blob(struct buf *b, struct mqtt_bytes v)
 		b->failed = true;
 		return;
 	}
-	buf_put_u32(b, (uint32_t)v.len);
+	rec_put_u32(b, (uint32_t)v.len);
 	buf_put_bytes(b, v.p, v.len);
 }
 
@@ -156,7 +132,7 @@ rec_retained_enc(struct buf *b, const struct store_retained *r)
 	buf_put_u8(b, r->qos);
 	rec_put_u64(b, r->expires_at);
 	rec_put_u64(b, r->stamp);
-	buf_put_str(b, r->topic.p, r->topic.len);
+	rec_put_str(b, r->topic.p, r->topic.len);
 	put_blob(b, r->payload);
 	put_blob(b, r->props);
 }
@@ -185,19 +161,19 @@ rec_session_enc(struct buf *b, const struct store_session *ss)
 {
 	buf_put_u8(b, REC_VERSION);
 	buf_put_u8(b, ss->version);
-	buf_put_u32(b, ss->expiry_interval);
+	rec_put_u32(b, ss->expiry_interval);
 	rec_put_u64(b, ss->expires_at);
 	buf_put_u16(b, ss->next_packet_id);
 	buf_put_u8(b, (uint8_t)((ss->has_will ? 1 : 0) |
 	                        (ss->will_retain ? 2 : 0)));
 	buf_put_u8(b, ss->will_qos);
-	buf_put_u32(b, ss->will_delay);
-	buf_put_str(b, ss->client_id.p, ss->client_id.len);
-	buf_put_str(b, ss->will_topic.p, ss->will_topic.len);
+	rec_put_u32(b, ss->will_delay);
+	rec_put_str(b, ss->client_id.p, ss->client_id.len);
+	rec_put_str(b, ss->will_topic.p, ss->will_topic.len);
 	put_blob(b, ss->will_payload);
 	put_blob(b, ss->will_props);
 	rec_put_u64(b, ss->will_at); /* version 2 */
-	buf_put_u32(b, ss->will_expiry);
+	rec_put_u32(b, ss->will_expiry);
 }
 
 int
@@ -235,9 +211,9 @@ rec_sub_enc(struct buf *b, const struct store_sub *sub)
 {
 	buf_put_u8(b, REC_VERSION);
 	buf_put_u8(b, sub->options);
-	buf_put_u32(b, sub->sub_id);
-	buf_put_str(b, sub->client_id.p, sub->client_id.len);
-	buf_put_str(b, sub->filter.p, sub->filter.len);
+	rec_put_u32(b, sub->sub_id);
+	rec_put_str(b, sub->client_id.p, sub->client_id.len);
+	rec_put_str(b, sub->filter.p, sub->filter.len);
 }
 
 int
@@ -261,12 +237,12 @@ void
 rec_payload_enc(struct buf *b, const struct store_payload *pl, uint32_t refs)
 {
 	buf_put_u8(b, REC_VERSION);
-	buf_put_u32(b, refs); /* at REC_REF_OFF */
+	rec_put_u32(b, refs); /* at REC_REF_OFF */
 	rec_put_u64(b, pl->msg_id);
 	buf_put_u8(b, pl->qos);
 	buf_put_u8(b, pl->retain ? 1 : 0);
 	rec_put_u64(b, pl->expires_at);
-	buf_put_str(b, pl->topic.p, pl->topic.len);
+	rec_put_str(b, pl->topic.p, pl->topic.len);
 	put_blob(b, pl->payload);
 	put_blob(b, pl->props);
 }
@@ -306,8 +282,8 @@ rec_queue_enc(struct buf *b, const struct store_queue_entry *q)
 		b->failed = true;
 	buf_put_u8(b, q->n_sub_ids);
 	for (i = 0; i < q->n_sub_ids && i < STORE_SUB_IDS_MAX; i++)
-		buf_put_u32(b, q->sub_ids[i]);
-	buf_put_str(b, q->client_id.p, q->client_id.len);
+		rec_put_u32(b, q->sub_ids[i]);
+	rec_put_str(b, q->client_id.p, q->client_id.len);
 }
 
 int
@@ -343,7 +319,7 @@ rec_inflight_enc(struct buf *b, const struct store_inflight *f)
 	buf_put_u8(b, f->state);
 	buf_put_u8(b, f->qos);
 	buf_put_u8(b, f->retain ? 1 : 0);
-	buf_put_str(b, f->client_id.p, f->client_id.len);
+	rec_put_str(b, f->client_id.p, f->client_id.len);
 	rec_put_u64(b, f->seq); /* version 2 */
 }
 

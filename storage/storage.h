@@ -194,7 +194,9 @@ uint32_t store_schema_version(const struct store *s);
 
 /**
  * New empty batch. Ops are applied in the order added, atomically: either
- * the whole batch commits or none of it does.
+ * the whole batch commits or none of it does. (A put that a later batch
+ * of the same commit group deletes is not written at all: see
+ * store_submit.)
  * @return NULL on out of memory
  */
 struct store_batch *store_batch_new(void);
@@ -259,8 +261,19 @@ typedef void (*store_done_fn)(void *arg, int err);
 
 /**
  * Hands a batch to the writer thread, which commits it together with the
- * other pending batches in one transaction. Never blocks on disk.
- * Under durability none the completion is queued at once with err 0.
+ * other pending batches (its commit group) in one transaction. Never
+ * blocks on disk. Under durability none the completion is queued at once
+ * with err 0.
+ *
+ * A queue or in-flight entry that did not exist before the commit group,
+ * is put and then deleted within it (by this batch or a later one of the
+ * group) is not written, nor deleted: the final state is the same, without
+ * the writes (store_stats.cancelled counts the ops skipped). Payload
+ * refcounts stay exact, and a payload put whose entries are all skipped
+ * is not written either. If the batch holding the delete fails, the
+ * cancelled put is not written either: the caller's intent, the delete,
+ * wins. Completions and their order are unchanged (writing less can only
+ * spare a batch ERR_LIMIT).
  * @param b takes ownership (even on failure)
  * @param done may be NULL
  * @return 0 (done will run exactly once), or the batch's sticky error or
@@ -324,6 +337,9 @@ struct store_stats {
 	uint64_t limit_errors; /* of which ERR_LIMIT (map at max_size) */
 	uint64_t grows;        /* times the map grew */
 	uint64_t syncs;        /* explicit fsyncs (relaxed durability) */
+	uint64_t cancelled;    /* queue/in-flight puts and deletes not
+	                        * written: deleted again in their commit
+	                        * group (see store_submit) */
 	size_t map_size;       /* current map size, bytes */
 };
 

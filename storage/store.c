@@ -1,8 +1,9 @@
 /*
  * The store: the LMDB environment and its named tables, the one writer
- * thread that owns every write transaction (group commit, map growth on
- * MDB_MAP_FULL, fsync per durability), the completion queue handed back to
- * the loop through an eventfd, and the read-transaction loaders.
+ * thread that owns every write transaction (group commit with the puts a
+ * group deletes again skipped, map growth on MDB_MAP_FULL, fsync per
+ * durability), the completion queue handed back to the loop through an
+ * eventfd, and the read-transaction loaders.
  */
 #include "storage/storage.h"
 
@@ -30,10 +31,13 @@ static const char *const db_names[STORE_DB_COUNT] = {
 	"meta", "retained", "sessions", "subs", "queue", "payloads", "inflight",
 };
 
-/* A payload reference change of the batch being applied. */
+/* A payload reference change of the batch being applied, or its put. */
 struct ref_delta {
-	uint64_t id;   /* payload msg id */
-	int64_t delta; /* references gained (> 0) or dropped (< 0) */
+	uint64_t id;        /* payload msg id */
+	int64_t delta;      /* references gained (> 0) or dropped (< 0) */
+	const uint8_t *val; /* the record an OP_PAYLOAD_PUT of this batch
+	                     * gives (refcount 0), or NULL */
+	size_t vlen;
 };
 
 struct store {
@@ -54,7 +58,13 @@ struct store {
 	size_t n_refs;       /* entries used */
 	size_t cap_refs;     /* entries allocated */
 	uint64_t ref_seen;   /* a payload id found to exist in this batch */
-	uint64_t ref_writes; /* payload refcount rewrites (test hook) */
+	uint64_t ref_writes; /* payload record writes (test hook) */
+	/* writer thread only: the cursors of the batch being applied, by
+	 * table, opened on first use and closed at its end */
+	MDB_cursor *cur[STORE_DB_COUNT];
+	struct group_plan plan; /* writer thread only: of the group */
+	bool planned;           /* the group's ops carry their OP_F_* flags */
+	uint64_t cancelled;     /* ops the group's plan skips */
 	pthread_t writer;
 	bool started;             /* writer thread running */
 	pthread_rwlock_t resize;  /* read txns read-lock; resize write-locks */
@@ -131,6 +141,7 @@ store_free(struct store *s)
 	buf_fini(&s->name);
 	buf_fini(&s->scratch);
 	free(s->refs);
+	group_plan_fini(&s->plan);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
 	pthread_rwlock_destroy(&s->resize);
@@ -474,49 +485,113 @@ store_schema_version(const struct store *s)
  * the payload record (which would copy the payload once per entry, 10,000
  * times for a message fanned out to 10,000 sessions): it records +1 / -1 in
  * s->refs, and refs_apply writes each payload's net change once at the end
- * of the batch. Payloads are deleted only there (and by orphans_drop), so a
- * payload found during a batch exists until its end.
+ * of the batch. An OP_PAYLOAD_PUT is recorded there too and written only
+ * then, with its refcount, if the batch left it references: a payload put
+ * for entries that the commit group deletes again is never written.
+ * Payloads are written and deleted only there, so a payload found during a
+ * batch exists until its end.
  */
+
+static void
+put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
 
 static MDB_val
 payload_key(uint8_t *kb, uint64_t id)
 {
-	struct buf b;
-
-	buf_init_fixed(&b, kb, 8);
-	key_put_u64(&b, id);
+	put_be32(kb, (uint32_t)(id >> 32));
+	put_be32(kb + 4, (uint32_t)id);
 	return (MDB_val){ 8, kb };
 }
 
-/* 0 if payload id exists (stored earlier or put in this batch), else
- * ERR_NOTFOUND. Copies nothing. */
+/* The batch transaction's cursor on db, opened on first use. An op then
+ * costs one descent (a get before a put or a delete reuses its position),
+ * and none when its key is on the page the cursor is on. */
 static int
-payload_check(struct store *s, MDB_txn *txn, uint64_t id)
+cursor(struct store *s, MDB_txn *txn, uint8_t db, MDB_cursor **c)
 {
-	uint8_t kb[8];
-	MDB_val k = payload_key(kb, id), v;
 	int rc;
 
-	if (id == s->ref_seen)
+	if (s->cur[db] == NULL) {
+		rc = mdb_cursor_open(txn, s->dbi[db], &s->cur[db]);
+		if (rc != 0) {
+			s->cur[db] = NULL;
+			return mdb_to_err(rc);
+		}
+	}
+	*c = s->cur[db];
+	return 0;
+}
+
+/* Before the batch transaction ends. */
+static void
+cursors_close(struct store *s)
+{
+	int i;
+
+	for (i = 0; i < STORE_DB_COUNT; i++) {
+		if (s->cur[i] != NULL)
+			mdb_cursor_close(s->cur[i]);
+		s->cur[i] = NULL;
+	}
+}
+
+/* Was payload id put by an OP_PAYLOAD_PUT of this batch? Only needed when
+ * the group could not be planned (no OP_F_HERE flags). */
+static bool
+refs_put_here(const struct store *s, uint64_t id)
+{
+	size_t i;
+
+	for (i = 0; i < s->n_refs; i++)
+		if (s->refs[i].id == id && s->refs[i].val != NULL)
+			return true;
+	return false;
+}
+
+/* 0 if the payload an OP_REF_PUT references exists (stored earlier or put
+ * earlier in this batch), else ERR_NOTFOUND. Copies nothing. */
+static int
+payload_check(struct store *s, MDB_txn *txn, const struct batch_rec *op)
+{
+	uint8_t kb[8];
+	MDB_val k = payload_key(kb, op->ref), v;
+	int rc;
+
+	if ((op->flags & OP_F_HERE) || op->ref == s->ref_seen)
+		return 0;
+	if (!s->planned && refs_put_here(s, op->ref))
 		return 0;
 	rc = mdb_get(txn, s->dbi[STORE_DB_PAYLOADS], &k, &v);
 	if (rc == MDB_NOTFOUND)
 		return ERR_NOTFOUND;
 	if (rc == 0)
-		s->ref_seen = id;
+		s->ref_seen = op->ref;
 	return mdb_to_err(rc);
 }
 
-/* Records a reference change of payload id. Consecutive changes to one
- * payload (a fan-out) share an entry. */
+/* Records a reference change of payload id, or (val != NULL) its put.
+ * Consecutive changes to one payload (a fan-out) share an entry; of two
+ * puts, the first one's record is kept. */
 static int
-ref_add(struct store *s, uint64_t id, int64_t delta)
+ref_add(struct store *s, uint64_t id, int64_t delta, const uint8_t *val,
+        size_t vlen)
 {
 	struct ref_delta *p;
 	size_t cap;
 
-	if (s->n_refs > 0 && s->refs[s->n_refs - 1].id == id) {
-		s->refs[s->n_refs - 1].delta += delta;
+	p = s->n_refs > 0 ? &s->refs[s->n_refs - 1] : NULL;
+	if (p != NULL && p->id == id) {
+		p->delta += delta;
+		if (p->val == NULL) {
+			p->val = val;
+			p->vlen = vlen;
+		}
 		return 0;
 	}
 	if (s->n_refs == s->cap_refs) {
@@ -529,9 +604,11 @@ ref_add(struct store *s, uint64_t id, int64_t delta)
 		s->refs = p;
 		s->cap_refs = cap;
 	}
-	s->refs[s->n_refs].id = id;
-	s->refs[s->n_refs].delta = delta;
-	s->n_refs++;
+	p = &s->refs[s->n_refs++];
+	p->id = id;
+	p->delta = delta;
+	p->val = val;
+	p->vlen = vlen;
 	return 0;
 }
 
@@ -548,53 +625,122 @@ refs_reset(struct store *s)
 	}
 }
 
-/* Adds delta to a payload's refcount, deleting it at zero: one copy of the
- * record whatever the size of delta. */
+/* Adds delta to the refcount of the stored payload record v that c is on,
+ * deleting it at zero: one copy of the record whatever the size of delta.
+ * k is its key, not a view into the database (the put may move nodes). */
 static int
-payload_adjust(struct store *s, MDB_txn *txn, uint64_t id, int64_t delta)
+payload_refs_add(struct store *s, MDB_cursor *c, MDB_val *k, MDB_val v,
+                 int64_t delta)
 {
-	MDB_dbi dbi = s->dbi[STORE_DB_PAYLOADS];
-	uint8_t kb[8];
-	MDB_val k = payload_key(kb, id), v;
 	int64_t refs;
-	uint8_t *p;
-	int rc;
 
-	rc = mdb_get(txn, dbi, &k, &v);
-	if (rc == MDB_NOTFOUND)
-		return delta > 0 ? ERR_NOTFOUND : 0;
-	if (rc != 0)
-		return mdb_to_err(rc);
 	if (v.mv_size < REC_REF_OFF + 4)
 		return ERR_MALFORMED;
 	refs = (int64_t)be32((const uint8_t *)v.mv_data + REC_REF_OFF) + delta;
 	if (refs <= 0)
-		return mdb_to_err(mdb_del(txn, dbi, &k, NULL));
+		return mdb_to_err(mdb_cursor_del(c, 0));
 	if (refs > UINT32_MAX)
 		return ERR_LIMIT;
 	buf_reset(&s->scratch);
 	buf_put_bytes(&s->scratch, v.mv_data, v.mv_size);
 	if (buf_failed(&s->scratch))
 		return ERR_NOMEM;
-	p = s->scratch.data + REC_REF_OFF;
-	p[0] = (uint8_t)(refs >> 24);
-	p[1] = (uint8_t)(refs >> 16);
-	p[2] = (uint8_t)(refs >> 8);
-	p[3] = (uint8_t)refs;
+	put_be32(s->scratch.data + REC_REF_OFF, (uint32_t)refs);
 	v.mv_data = s->scratch.data;
 	s->ref_writes++;
-	return mdb_to_err(mdb_put(txn, dbi, &k, &v, 0));
+	return mdb_to_err(mdb_cursor_put(c, k, &v, MDB_CURRENT));
 }
 
+/* Adds delta to a stored payload's refcount (absent: delta must be < 0,
+ * the entries referencing it are damaged or gone, nothing to do). */
+static int
+payload_adjust(struct store *s, MDB_txn *txn, uint64_t id, int64_t delta)
+{
+	uint8_t kb[8];
+	MDB_val k = payload_key(kb, id), found = k, v;
+	MDB_cursor *c;
+	int rc;
+
+	rc = cursor(s, txn, STORE_DB_PAYLOADS, &c);
+	if (rc != 0)
+		return rc;
+	/* found, not k, takes the stored key's address: a put that moves
+	 * the record must not read its key from the page it changes */
+	rc = mdb_cursor_get(c, &found, &v, MDB_SET_KEY);
+	if (rc == MDB_NOTFOUND)
+		return delta > 0 ? ERR_NOTFOUND : 0;
+	if (rc != 0)
+		return mdb_to_err(rc);
+	return payload_refs_add(s, c, &k, v, delta);
+}
+
+/* A payload this batch put, gaining delta > 0 references: written with
+ * that refcount in one descent, or its stored refcount raised. */
+static int
+payload_store(struct store *s, MDB_txn *txn, const struct ref_delta *r,
+              int64_t delta)
+{
+	uint8_t kb[8];
+	MDB_val k = payload_key(kb, r->id), v = { r->vlen, NULL };
+	MDB_cursor *c;
+	int rc;
+
+	if (r->vlen < REC_REF_OFF + 4)
+		return ERR_MALFORMED;
+	if (delta > UINT32_MAX)
+		return ERR_LIMIT;
+	rc = cursor(s, txn, STORE_DB_PAYLOADS, &c);
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_put(c, &k, &v, MDB_NOOVERWRITE | MDB_RESERVE);
+	if (rc == MDB_KEYEXIST) /* v is the stored record, c is on it */
+		return payload_refs_add(s, c, &k, v, delta);
+	if (rc != 0)
+		return mdb_to_err(rc);
+	memcpy(v.mv_data, r->val, r->vlen);
+	put_be32((uint8_t *)v.mv_data + REC_REF_OFF, (uint32_t)delta);
+	s->ref_writes++;
+	return 0;
+}
+
+/* By id, then by the order of the puts (their records' addresses in the
+ * batch), so that the first put of a payload comes first. */
 static int
 ref_cmp(const void *a, const void *b)
 {
 	const struct ref_delta *x = a, *y = b;
 
-	return x->id < y->id ? -1 : x->id > y->id;
+	if (x->id != y->id)
+		return x->id < y->id ? -1 : 1;
+	if (x->val == NULL || y->val == NULL)
+		return (x->val == NULL) - (y->val == NULL);
+	return x->val < y->val ? -1 : x->val > y->val;
 }
 
-/* Applies the batch's reference changes, once per payload, in key order. */
+/* Insertion sort for the few changes of a typical batch, where qsort's
+ * setup costs more than the sort. */
+static void
+refs_sort(struct ref_delta *r, size_t n)
+{
+	struct ref_delta t;
+	size_t i, j;
+
+	if (n > 64) {
+		qsort(r, n, sizeof(*r), ref_cmp);
+		return;
+	}
+	for (i = 1; i < n; i++) {
+		t = r[i];
+		for (j = i; j > 0 && ref_cmp(&r[j - 1], &t) > 0; j--)
+			r[j] = r[j - 1];
+		r[j] = t;
+	}
+}
+
+/* Applies the batch's reference changes and payload puts, once per
+ * payload, in key order. A payload put that ends the batch without
+ * references is not written (it was not stored before, or it keeps its
+ * stored refcount). */
 static int
 refs_apply(struct store *s, MDB_txn *txn)
 {
@@ -605,78 +751,84 @@ refs_apply(struct store *s, MDB_txn *txn)
 
 	if (s->n_refs == 0)
 		return 0; /* r may be NULL, which qsort does not take */
-	qsort(r, s->n_refs, sizeof(*r), ref_cmp);
+	refs_sort(r, s->n_refs);
 	for (i = 0; i < s->n_refs && rc == 0; i = j) {
 		sum = 0;
 		for (j = i; j < s->n_refs && r[j].id == r[i].id; j++)
 			sum += r[j].delta;
-		if (sum != 0)
+		if (sum > 0 && r[i].val != NULL)
+			rc = payload_store(s, txn, &r[i], sum);
+		else if (sum != 0)
 			rc = payload_adjust(s, txn, r[i].id, sum);
 	}
 	return rc;
 }
 
-/* The msg id a stored queue / in-flight record references (0: none). */
+/* The msg id a stored queue / in-flight record v references (0: none). */
 static int
-old_ref(MDB_txn *txn, MDB_dbi dbi, MDB_val *k, bool *found, uint64_t *id)
+rec_ref(const MDB_val *v, uint64_t *id)
 {
-	MDB_val v;
-	int rc;
-
-	*found = false;
-	*id = 0;
-	rc = mdb_get(txn, dbi, k, &v);
-	if (rc == MDB_NOTFOUND)
-		return 0;
-	if (rc != 0)
-		return mdb_to_err(rc);
-	if (v.mv_size < REC_REF_OFF + 8)
+	if (v->mv_size < REC_REF_OFF + 8)
 		return ERR_MALFORMED;
-	*found = true;
-	*id = key_get_u64((const uint8_t *)v.mv_data + REC_REF_OFF);
+	*id = key_get_u64((const uint8_t *)v->mv_data + REC_REF_OFF);
 	return 0;
 }
 
+/* A queue or in-flight put: MDB_NOOVERWRITE, so that a new key costs one
+ * descent; an entry it replaces is overwritten in place (the cursor is on
+ * it) and its reference moves. */
 static int
 ref_put(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 {
-	MDB_dbi dbi = s->dbi[op->db];
 	MDB_val k = { op->klen, (void *)op->key };
 	MDB_val v = { op->vlen, (void *)op->val };
-	uint64_t old;
-	bool found;
+	uint64_t old = 0;
+	MDB_cursor *c;
 	int rc;
 
 	if (op->ref != 0) {
-		rc = payload_check(s, txn, op->ref);
+		rc = payload_check(s, txn, op);
 		if (rc == 0)
-			rc = ref_add(s, op->ref, 1);
+			rc = ref_add(s, op->ref, 1, NULL, 0);
 		if (rc != 0)
 			return rc;
 	}
-	rc = old_ref(txn, dbi, &k, &found, &old);
+	rc = cursor(s, txn, op->db, &c);
+	if (rc != 0)
+		return rc;
+	rc = mdb_cursor_put(c, &k, &v, MDB_NOOVERWRITE);
+	if (rc != MDB_KEYEXIST)
+		return mdb_to_err(rc);
+	rc = rec_ref(&v, &old); /* v: the stored record */
+	v = (MDB_val){ op->vlen, (void *)op->val };
 	if (rc == 0)
-		rc = mdb_to_err(mdb_put(txn, dbi, &k, &v, 0));
+		rc = mdb_to_err(mdb_cursor_put(c, &k, &v, MDB_CURRENT));
 	if (rc == 0 && old != 0)
-		rc = ref_add(s, old, -1);
+		rc = ref_add(s, old, -1, NULL, 0);
 	return rc;
 }
 
+/* A queue or in-flight delete: one descent finds the entry's reference
+ * and deletes it. */
 static int
 ref_del(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 {
-	MDB_dbi dbi = s->dbi[op->db];
-	MDB_val k = { op->klen, (void *)op->key };
+	MDB_val k = { op->klen, (void *)op->key }, v;
 	uint64_t old;
-	bool found;
+	MDB_cursor *c;
 	int rc;
 
-	rc = old_ref(txn, dbi, &k, &found, &old);
-	if (rc != 0 || !found)
+	rc = cursor(s, txn, op->db, &c);
+	if (rc != 0)
 		return rc;
-	rc = mdb_to_err(mdb_del(txn, dbi, &k, NULL));
+	rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+	if (rc == MDB_NOTFOUND)
+		return 0;
+	rc = rc != 0 ? mdb_to_err(rc) : rec_ref(&v, &old);
+	if (rc == 0)
+		rc = mdb_to_err(mdb_cursor_del(c, 0));
 	if (rc == 0 && old != 0)
-		rc = ref_add(s, old, -1);
+		rc = ref_add(s, old, -1, NULL, 0);
 	return rc;
 }
 
@@ -705,7 +857,7 @@ prefix_del(struct store *s, MDB_txn *txn, enum store_db db,
 		mrc = mdb_cursor_del(c, 0);
 		if (mrc != 0)
 			break;
-		if (id != 0 && (rc = ref_add(s, id, -1)) != 0)
+		if (id != 0 && (rc = ref_add(s, id, -1, NULL, 0)) != 0)
 			break;
 	}
 	mdb_cursor_close(c);
@@ -745,6 +897,8 @@ op_apply(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 	MDB_val v = { op->vlen, (void *)op->val };
 	int rc;
 
+	if (op->flags & OP_F_SKIP)
+		return 0; /* cancelled within the group (group_plan) */
 	switch (op->op) {
 	case OP_PUT:
 		return mdb_to_err(mdb_put(txn, dbi, &k, &v, 0));
@@ -753,9 +907,8 @@ op_apply(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 		return rc == MDB_NOTFOUND ? 0 : mdb_to_err(rc);
 	case OP_SESSION_DEL:
 		return session_del(s, txn, op);
-	case OP_PAYLOAD_PUT:
-		rc = mdb_put(txn, dbi, &k, &v, MDB_NOOVERWRITE);
-		return rc == MDB_KEYEXIST ? 0 : mdb_to_err(rc);
+	case OP_PAYLOAD_PUT: /* written at the end of the batch, if at all */
+		return ref_add(s, op->ref, 0, op->val, op->vlen);
 	case OP_REF_PUT:
 		return ref_put(s, txn, op);
 	case OP_REF_DEL:
@@ -765,36 +918,8 @@ op_apply(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 	}
 }
 
-/* Drops the payloads this batch put that nothing references. */
-static int
-orphans_drop(struct store *s, MDB_txn *txn, const struct store_batch *b)
-{
-	MDB_dbi dbi = s->dbi[STORE_DB_PAYLOADS];
-	struct batch_rec op;
-	struct rd r;
-	MDB_val k, v;
-	int rc;
-
-	rd_init(&r, b->ops.data, b->ops.len);
-	while ((rc = batch_next(&r, &op)) == 0) {
-		if (op.op != OP_PAYLOAD_PUT)
-			continue;
-		k.mv_size = op.klen;
-		k.mv_data = (void *)op.key;
-		rc = mdb_get(txn, dbi, &k, &v);
-		if (rc == MDB_NOTFOUND)
-			continue;
-		if (rc == 0 && v.mv_size >= REC_REF_OFF + 4 &&
-		    be32((const uint8_t *)v.mv_data + REC_REF_OFF) == 0)
-			rc = mdb_del(txn, dbi, &k, NULL);
-		if (rc != 0)
-			return mdb_to_err(rc);
-	}
-	return rc == 1 ? 0 : rc;
-}
-
 /* One batch in a nested transaction: all of it or nothing. Its payload
- * reference changes are applied at its end, before orphans are dropped. */
+ * puts and reference changes are applied at its end. */
 static int
 batch_apply(struct store *s, MDB_txn *parent, const struct store_batch *b)
 {
@@ -816,9 +941,8 @@ batch_apply(struct store *s, MDB_txn *parent, const struct store_batch *b)
 		rc = nrc;
 	if (rc == 0)
 		rc = refs_apply(s, txn);
-	if (rc == 0)
-		rc = orphans_drop(s, txn, b);
 	refs_reset(s);
+	cursors_close(s);
 	if (rc != 0) {
 		mdb_txn_abort(txn);
 		return rc;
@@ -858,6 +982,35 @@ set_result(struct store_batch *from, const struct store_batch *to, int err)
 		from->result = err;
 }
 
+struct plan_ctx {
+	struct store *s;
+	MDB_txn *txn;
+};
+
+static int
+plan_exists(void *arg, uint8_t db, const uint8_t *key, size_t klen,
+            bool *exists)
+{
+	struct plan_ctx *ctx = arg;
+	MDB_val k = { klen, (void *)key }, v;
+	int rc = mdb_get(ctx->txn, ctx->s->dbi[db], &k, &v);
+
+	*exists = rc == 0;
+	return rc == MDB_NOTFOUND ? 0 : mdb_to_err(rc);
+}
+
+/* Flags the group's ops (group_plan) in txn, before any is applied. Out of
+ * memory only costs the savings: the group is then applied as it is. */
+static void
+writer_plan(struct store *s, MDB_txn *txn, struct store_batch *group)
+{
+	struct plan_ctx ctx = { s, txn };
+	int64_t n = group_plan(&s->plan, group, plan_exists, &ctx);
+
+	s->planned = n >= 0;
+	s->cancelled = n >= 0 ? (uint64_t)n : 0;
+}
+
 /*
  * Commits a group of batches in as few transactions as possible: normally
  * one. A batch that hits MDB_MAP_FULL ends the transaction (the ones before
@@ -869,6 +1022,7 @@ static uint64_t
 writer_run(struct store *s, struct store_batch *start)
 {
 	struct store_batch *b, *full;
+	bool planned = false;
 	uint64_t txns = 0;
 	MDB_txn *txn;
 	int rc;
@@ -879,6 +1033,9 @@ writer_run(struct store *s, struct store_batch *start)
 			set_result(start, NULL, mdb_to_err(rc));
 			break;
 		}
+		if (!planned) /* once: a redo keeps the flags */
+			writer_plan(s, txn, start);
+		planned = true;
 		full = NULL;
 		for (b = start; b != NULL; b = b->next) {
 			b->result = batch_apply(s, txn, b);
@@ -906,6 +1063,7 @@ writer_run(struct store *s, struct store_batch *start)
 		}
 		start = full;
 	}
+	group_plan_trim(&s->plan);
 	return txns;
 }
 
@@ -925,6 +1083,8 @@ writer_done(struct store *s, struct store_batch *group, uint64_t txns)
 	struct store_batch *b;
 
 	s->st.txns += txns;
+	s->st.cancelled += s->cancelled;
+	s->cancelled = 0;
 	for (b = group; b != NULL; b = b->next) {
 		s->st.batches++;
 		if (b->result != 0)

@@ -3,8 +3,8 @@
  * check and the migration from schema 1, record round trips and version 1
  * records, queue order, deletion, payload sharing and refcounts (settled
  * once per payload per batch), group commit, completion order through the
- * notify fd, map growth up to max_size, a damaged data file and durability
- * none.
+ * notify fd, puts deleted again within their commit group (not written),
+ * map growth up to max_size, a damaged data file and durability none.
  */
 #include <check.h>
 #include <dirent.h>
@@ -90,6 +90,7 @@ struct done {
 	int n;          /* completions seen */
 	int err;        /* last error */
 	int order[256]; /* tags in completion order (first 256) */
+	int errs[256];  /* errors by tag (tags below 256) */
 };
 
 struct tag {
@@ -113,6 +114,8 @@ on_done_tag(void *arg, int err)
 
 	if (t->d->n < 256)
 		t->d->order[t->d->n] = t->tag;
+	if (t->tag >= 0 && t->tag < 256)
+		t->d->errs[t->tag] = err;
 	t->d->err = err;
 	t->d->n++;
 }
@@ -451,6 +454,34 @@ put_fan_out(struct store_batch *b, uint64_t id, const char *body, int n)
 		snprintf(cid, sizeof(cid), "client-%d", i);
 		put_queue(b, cid, 1, id);
 	}
+}
+
+static void
+put_inflight(struct store_batch *b, const char *cid, uint16_t pid,
+             uint8_t state)
+{
+	struct store_inflight f = { 0 };
+
+	f.client_id = bs(cid);
+	f.dir = STORE_INFLIGHT_OUT;
+	f.packet_id = pid;
+	f.state = state;
+	f.qos = 1;
+	ck_assert_int_eq(store_batch_inflight_put(b, &f), 0);
+}
+
+static void
+del_inflight(struct store_batch *b, const char *cid, uint16_t pid)
+{
+	ck_assert_int_eq(
+	        store_batch_inflight_del(b, bs(cid), STORE_INFLIGHT_OUT, pid),
+	        0);
+}
+
+static void
+del_queue(struct store_batch *b, const char *cid, uint64_t seq)
+{
+	ck_assert_int_eq(store_batch_queue_del(b, bs(cid), seq), 0);
 }
 
 START_TEST(test_session_sub_inflight_roundtrip)
@@ -1263,6 +1294,76 @@ START_TEST(test_payload_refs_interleaved)
 }
 END_TEST
 
+struct big_check {
+	int n;            /* payloads seen */
+	int bad;          /* of which with a damaged body */
+	uint32_t refs[4]; /* the first ones' refcounts */
+};
+
+static int
+see_big(void *arg, const struct store_payload *p)
+{
+	struct big_check *bc = arg;
+	size_t i;
+
+	if (bc->n < 4)
+		bc->refs[bc->n] = p->refs;
+	bc->n++;
+	for (i = 0; i < p->payload.len; i++)
+		if (p->payload.p[i] != 'x')
+			break;
+	bc->bad += p->payload.len != 8191 || i != p->payload.len;
+	return 0;
+}
+
+/* Refcount changes of payloads too large for a page (LMDB overflow
+ * pages), two on one leaf page in one batch: records and keys intact. */
+START_TEST(test_payload_refs_large)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	static char body[8192];
+	struct big_check bc = { 0 };
+	struct store_batch *b;
+	struct store *s;
+	int i;
+
+	c.map_size = 4u << 20;
+	memset(body, 'x', sizeof(body) - 1);
+	s = open_ok(&c);
+	b = store_batch_new();
+	put_payload(b, 1, body);
+	put_payload(b, 2, body);
+	for (i = 0; i < 3; i++) {
+		put_queue(b, "a", (uint64_t)i, 1);
+		put_queue(b, "b", (uint64_t)i, 2);
+	}
+	ck_assert_int_eq(commit(s, b), 0);
+	b = store_batch_new();
+	del_queue(b, "a", 0);
+	del_queue(b, "b", 0);
+	ck_assert_int_eq(commit(s, b), 0);
+	b = store_batch_new();
+	put_payload(b, 3, "small");
+	put_queue(b, "c", 0, 3);
+	del_queue(b, "a", 1);
+	del_queue(b, "b", 1);
+	ck_assert_int_eq(commit(s, b), 0);
+	ck_assert_int_eq(store_load_payloads(s, see_big, &bc), 0);
+	ck_assert_int_eq(bc.n, 3);
+	ck_assert_int_eq(bc.bad, 1); /* the small one */
+	ck_assert_uint_eq(bc.refs[0], 1);
+	ck_assert_uint_eq(bc.refs[1], 1);
+	ck_assert_uint_eq(bc.refs[2], 1);
+	b = store_batch_new();
+	del_queue(b, "a", 2);
+	del_queue(b, "b", 2);
+	del_queue(b, "c", 0);
+	ck_assert_int_eq(commit(s, b), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_bad_input_sticky)
 {
 	struct store_config c = config(STORE_DURABILITY_SYNC);
@@ -1483,6 +1584,463 @@ START_TEST(test_batch_larger_than_max)
 }
 END_TEST
 
+/* --- puts deleted again within their commit group ------------------------ */
+
+/* wait_done without Check's asserts, which allocate (to report progress
+ * to the runner): for a fault armed for the writer. */
+static bool
+wait_quietly(struct store *s, struct done *d, int want)
+{
+	struct pollfd pfd = { store_notify_fd(s), POLLIN, 0 };
+	uint64_t end = ms_now() + 30000;
+
+	while (d->n < want && ms_now() < end)
+		if (poll(&pfd, 1, 100) > 0)
+			store_poll_completions(s);
+	return d->n >= want;
+}
+
+/* Submits b[0..n) while the writer is held, so that they make one commit
+ * group, waits for them and checks they completed in order, in at most
+ * max_txns transactions; their errors go to errs. Returns the ops the
+ * group skipped (stats.cancelled). */
+static uint64_t
+commit_group_txns(struct store *s, struct store_batch **b, int n, int *errs,
+                  uint64_t max_txns)
+{
+	struct store_stats st0, st;
+	struct tag tags[16];
+	struct done d = { 0 };
+	int i;
+
+	ck_assert_int_le(n, 16);
+	store_stats_get(s, &st0);
+	store_test_hold(s, true);
+	for (i = 0; i < n; i++) {
+		tags[i].d = &d;
+		tags[i].tag = i;
+		ck_assert_int_eq(store_submit(s, b[i], on_done_tag, &tags[i]),
+		                 0);
+	}
+	store_test_hold(s, false);
+	wait_done(s, &d, n);
+	for (i = 0; i < n; i++) {
+		ck_assert_int_eq(d.order[i], i);
+		errs[i] = d.errs[i];
+	}
+	store_stats_get(s, &st);
+	ck_assert_uint_eq(st.batches - st0.batches, (uint64_t)n);
+	ck_assert_uint_ge(st.txns - st0.txns, 1);
+	ck_assert_uint_le(st.txns - st0.txns, max_txns);
+	return st.cancelled - st0.cancelled;
+}
+
+/* commit_group_txns for a group committed in one transaction. */
+static uint64_t
+commit_group(struct store *s, struct store_batch **b, int n, int *errs)
+{
+	return commit_group_txns(s, b, n, errs, 1);
+}
+
+/* The pattern of a QoS 1 delivery acknowledged at once: the payload, the
+ * queue entry and the in-flight entry, then the two deletes, land in one
+ * group. Nothing is written, not even the payload. */
+START_TEST(test_cancel_in_group)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct store_batch *b[2];
+	struct store *s;
+	int errs[2];
+	uint64_t w;
+
+	s = open_ok(&c);
+	w = store_test_ref_writes(s);
+	b[0] = store_batch_new();
+	put_payload(b[0], 1, "m");
+	put_queue(b[0], "c1", 1, 1);
+	put_inflight(b[0], "c1", 1, STORE_INFLIGHT_SENT);
+	b[1] = store_batch_new();
+	del_inflight(b[1], "c1", 1);
+	del_queue(b[1], "c1", 1);
+	ck_assert_uint_eq(commit_group(s, b, 2, errs), 4);
+	ck_assert_int_eq(errs[0], 0);
+	ck_assert_int_eq(errs[1], 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	ck_assert_uint_eq(store_test_ref_writes(s) - w, 0);
+
+	/* within one batch too */
+	b[0] = store_batch_new();
+	put_payload(b[0], 2, "m");
+	put_queue(b[0], "c1", 2, 2);
+	del_queue(b[0], "c1", 2);
+	ck_assert_uint_eq(commit_group(s, b, 1, errs), 2);
+	ck_assert_int_eq(errs[0], 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	store_close(s);
+}
+END_TEST
+
+/* A put that replaces an entry stored before the group is applied (its
+ * reference moves), and so is the delete; refcounts stay exact. */
+START_TEST(test_cancel_not_when_stored)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b[2];
+	struct store *s;
+	int errs[2];
+
+	s = open_ok(&c);
+	b[0] = store_batch_new();
+	put_payload(b[0], 1, "one");
+	put_queue(b[0], "c1", 1, 1);
+	put_queue(b[0], "c2", 1, 1);
+	ck_assert_int_eq(commit(s, b[0]), 0);
+	check_refs(s, sn, "1:2");
+
+	b[0] = store_batch_new();
+	put_payload(b[0], 2, "two");
+	put_queue(b[0], "c1", 1, 2); /* replaces: 1 loses, 2 gains */
+	put_inflight(b[0], "c1", 5, STORE_INFLIGHT_SENT);
+	b[1] = store_batch_new();
+	del_inflight(b[1], "c1", 5);
+	del_queue(b[1], "c1", 1);
+	ck_assert_uint_eq(commit_group(s, b, 2, errs), 2); /* in-flight */
+	ck_assert_int_eq(errs[0], 0);
+	ck_assert_int_eq(errs[1], 0);
+	check_refs(s, sn, "1:1");
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 1);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 0);
+
+	b[0] = store_batch_new();
+	del_queue(b[0], "c2", 1);
+	ck_assert_int_eq(commit(s, b[0]), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* The delete in a later group: both are applied. */
+START_TEST(test_cancel_not_across_groups)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_stats st0, st;
+	struct store_batch *b;
+	struct store *s;
+
+	s = open_ok(&c);
+	store_stats_get(s, &st0);
+	b = store_batch_new();
+	put_payload(b, 1, "m");
+	put_queue(b, "c1", 1, 1);
+	put_inflight(b, "c1", 1, STORE_INFLIGHT_SENT);
+	ck_assert_int_eq(commit(s, b), 0);
+	check_refs(s, sn, "1:1");
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 1);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 1);
+	b = store_batch_new();
+	del_inflight(b, "c1", 1);
+	del_queue(b, "c1", 1);
+	ck_assert_int_eq(commit(s, b), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	store_stats_get(s, &st);
+	ck_assert_uint_eq(st.cancelled, st0.cancelled);
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* A put, a session delete of its client, a put again: the second put is
+ * what stays. No run of puts and delete spans a session delete; one that
+ * starts after it may still be skipped. */
+START_TEST(test_cancel_session_del)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b[4];
+	struct store *s;
+	int errs[4], i;
+
+	s = open_ok(&c);
+	b[0] = store_batch_new();
+	put_payload(b[0], 1, "one");
+	put_queue(b[0], "c1", 1, 1);
+	put_inflight(b[0], "c1", 1, STORE_INFLIGHT_SENT);
+	put_inflight(b[0], "c1", 3, STORE_INFLIGHT_SENT);
+	b[1] = store_batch_new();
+	ck_assert_int_eq(store_batch_session_del(b[1], bs("c1")), 0);
+	b[2] = store_batch_new();
+	put_payload(b[2], 2, "two");
+	put_queue(b[2], "c1", 1, 2);
+	put_inflight(b[2], "c1", 1, STORE_INFLIGHT_PUBREC);
+	put_inflight(b[2], "c1", 2, STORE_INFLIGHT_SENT);
+	b[3] = store_batch_new();
+	del_inflight(b[3], "c1", 2);
+	del_inflight(b[3], "c1", 3); /* deleted by the session delete too */
+	ck_assert_uint_eq(commit_group(s, b, 4, errs), 2);
+	for (i = 0; i < 4; i++)
+		ck_assert_int_eq(errs[i], 0);
+	check_refs(s, sn, "2:1");
+	sn->n = 0;
+	ck_assert_int_eq(store_load_queue(s, bs("c1"), see_queue, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_uint_eq(sn->u[0], 1);
+	sn->n = 0;
+	ck_assert_int_eq(store_load_inflight(s, bs("c1"), see_inflight, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	ck_assert_str_eq(sn->buf[0], "c1|0|1|1|1|0|0|0");
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* One payload fanned out to 1,000 queues, 999 of them acknowledged in the
+ * same group: one entry and one reference are written. */
+START_TEST(test_cancel_fan_out)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b[2];
+	struct store *s;
+	char cid[32];
+	int errs[2], i;
+	uint64_t w;
+
+	c.map_size = 16u << 20;
+	s = open_ok(&c);
+	w = store_test_ref_writes(s);
+	b[0] = store_batch_new();
+	put_fan_out(b[0], 7, "fanned out", 1000);
+	b[1] = store_batch_new();
+	for (i = 1; i < 1000; i++) {
+		snprintf(cid, sizeof(cid), "client-%d", i);
+		del_queue(b[1], cid, 1);
+	}
+	ck_assert_uint_eq(commit_group(s, b, 2, errs), 1998);
+	ck_assert_int_eq(errs[0], 0);
+	ck_assert_int_eq(errs[1], 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 1);
+	ck_assert_int_eq(store_load_queue(s, bs("client-0"), see_queue, sn), 0);
+	ck_assert_int_eq(sn->n, 1);
+	check_refs(s, sn, "7:1");
+	ck_assert_uint_eq(store_test_ref_writes(s) - w, 1);
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* The batch holding the delete fails: the delete wins, the put it
+ * cancelled is not written either. */
+START_TEST(test_cancel_delete_batch_fails)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct store_batch *b[2];
+	struct store *s;
+	int errs[2];
+
+	s = open_ok(&c);
+	b[0] = store_batch_new();
+	put_payload(b[0], 1, "m");
+	put_queue(b[0], "c1", 1, 1);
+	b[1] = store_batch_new();
+	del_queue(b[1], "c1", 1);
+	put_queue(b[1], "c1", 2, 12345); /* no such payload */
+	ck_assert_uint_eq(commit_group(s, b, 2, errs), 2);
+	ck_assert_int_eq(errs[0], 0);
+	ck_assert_int_eq(errs[1], ERR_NOTFOUND);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 0);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 0);
+	store_close(s);
+}
+END_TEST
+
+/* A later batch of the group references the payload without putting it:
+ * it relies on the payload being stored, so the entries referencing it
+ * are all written. */
+START_TEST(test_cancel_not_loose_payload)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b[3];
+	struct store *s;
+	int errs[3], i;
+
+	s = open_ok(&c);
+	b[0] = store_batch_new();
+	put_payload(b[0], 2, "two");
+	put_queue(b[0], "c1", 1, 2);
+	b[1] = store_batch_new();
+	put_queue(b[1], "c2", 1, 2);
+	b[2] = store_batch_new();
+	del_queue(b[2], "c1", 1);
+	ck_assert_uint_eq(commit_group(s, b, 3, errs), 0);
+	for (i = 0; i < 3; i++)
+		ck_assert_int_eq(errs[i], 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 1);
+	check_refs(s, sn, "2:1");
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+/* Runs: put, put again in another state, delete (QoS 2), then the same key
+ * again; a run of more puts than a plan follows is applied. */
+START_TEST(test_cancel_runs)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct store_batch *b[5];
+	struct store *s;
+	int errs[5], i;
+
+	s = open_ok(&c);
+	for (i = 0; i < 5; i++)
+		b[i] = store_batch_new();
+	put_inflight(b[0], "c1", 7, STORE_INFLIGHT_SENT);
+	put_inflight(b[1], "c1", 7, STORE_INFLIGHT_PUBREC);
+	del_inflight(b[2], "c1", 7);
+	put_inflight(b[3], "c1", 7, STORE_INFLIGHT_SENT);
+	del_inflight(b[4], "c1", 7);
+	for (i = 0; i < 4; i++)
+		put_inflight(b[i], "c1", 8, STORE_INFLIGHT_SENT);
+	del_inflight(b[4], "c1", 8);
+	ck_assert_uint_eq(commit_group(s, b, 5, errs), 5);
+	for (i = 0; i < 5; i++)
+		ck_assert_int_eq(errs[i], 0);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 0);
+	store_close(s);
+}
+END_TEST
+
+/* A run after one that is applied (its key was stored) is applied too:
+ * whether the first delete lands depends on its batch. */
+START_TEST(test_cancel_after_applied_run)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct store_batch *b[4];
+	struct store *s;
+	int errs[4], i;
+
+	s = open_ok(&c);
+	b[0] = store_batch_new();
+	put_inflight(b[0], "c1", 9, STORE_INFLIGHT_SENT);
+	ck_assert_int_eq(commit(s, b[0]), 0);
+	for (i = 0; i < 4; i++)
+		b[i] = store_batch_new();
+	put_inflight(b[0], "c1", 9, STORE_INFLIGHT_PUBREC);
+	del_inflight(b[1], "c1", 9);
+	put_queue(b[1], "c1", 1, 999); /* no such payload: b[1] fails */
+	put_inflight(b[2], "c1", 9, STORE_INFLIGHT_SENT);
+	del_inflight(b[3], "c1", 9);
+	ck_assert_uint_eq(commit_group(s, b, 4, errs), 0);
+	ck_assert_int_eq(errs[0], 0);
+	ck_assert_int_eq(errs[1], ERR_NOTFOUND);
+	ck_assert_int_eq(errs[2], 0);
+	ck_assert_int_eq(errs[3], 0);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 0);
+	store_close(s);
+}
+END_TEST
+
+static int
+see_refs_not_1(void *arg, const struct store_payload *p)
+{
+	int *n = arg;
+
+	*n += p->refs != 1;
+	return 0;
+}
+
+/* A group that outgrows the map is split and redone: what it skips stays
+ * skipped, the rest lands once. */
+START_TEST(test_cancel_map_growth)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	static char body[8192];
+	struct store_batch *b[16];
+	struct store_stats st;
+	struct store *s;
+	int errs[16], i, bad = 0;
+
+	c.map_size = 64 << 10;
+	c.max_size = 8 << 20;
+	memset(body, 'x', sizeof(body) - 1);
+	s = open_ok(&c);
+	for (i = 0; i < 16; i++) {
+		b[i] = store_batch_new();
+		put_payload(b[i], 100 + (uint64_t)i, body);
+		put_queue(b[i], "c", (uint64_t)i, 100 + (uint64_t)i);
+		put_inflight(b[i], "c", (uint16_t)(i + 1), STORE_INFLIGHT_SENT);
+		if (i > 0)
+			del_inflight(b[i], "c", (uint16_t)i);
+	}
+	ck_assert_uint_eq(commit_group_txns(s, b, 16, errs, 16), 30);
+	for (i = 0; i < 16; i++)
+		ck_assert_int_eq(errs[i], 0);
+	store_stats_get(s, &st);
+	ck_assert_uint_ge(st.grows, 1);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 16);
+	ck_assert_uint_eq(count(s, STORE_DB_INFLIGHT), 1);
+	ck_assert_uint_eq(count(s, STORE_DB_PAYLOADS), 16);
+	ck_assert_int_eq(store_load_payloads(s, see_refs_not_1, &bad), 0);
+	ck_assert_int_eq(bad, 0);
+	store_close(s);
+}
+END_TEST
+
+/* When the writer cannot plan a group (no memory), it applies it as it
+ * is: nothing skipped, payloads found where they were put. */
+START_TEST(test_cancel_plan_no_memory)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_batch *b[2];
+	struct tag tags[2];
+	struct done d = { 0 };
+	struct store_stats st;
+	struct store *s;
+	bool done;
+	int i;
+
+	s = open_ok(&c); /* its writer has not planned a group yet */
+	b[0] = store_batch_new();
+	put_payload(b[0], 1, "one");
+	put_queue(b[0], "c1", 1, 1);
+	put_payload(b[0], 2, "two");
+	put_payload(b[0], 3, "three");
+	put_queue(b[0], "c1", 2, 3);
+	put_queue(b[0], "c1", 3, 2);
+	b[1] = store_batch_new();
+	del_queue(b[1], "c1", 1);
+	store_test_hold(s, true);
+	for (i = 0; i < 2; i++) {
+		tags[i].d = &d;
+		tags[i].tag = i;
+		ck_assert_int_eq(store_submit(s, b[i], on_done_tag, &tags[i]),
+		                 0);
+	}
+	fault_arm(1); /* the plan's table */
+	store_test_hold(s, false);
+	done = wait_quietly(s, &d, 2);
+	fault_off();
+	ck_assert(done);
+	ck_assert_int_eq(d.errs[0], 0);
+	ck_assert_int_eq(d.errs[1], 0);
+	store_stats_get(s, &st);
+	ck_assert_uint_eq(st.cancelled, 0);
+	ck_assert_uint_eq(count(s, STORE_DB_QUEUE), 2);
+	check_refs(s, sn, "2:1 3:1");
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
 /* --- damaged data, durability modes -------------------------------------- */
 
 START_TEST(test_corrupt_data_file)
@@ -1696,12 +2254,24 @@ storage_suite(void)
 	tcase_add_test(tc, test_payload_refs_checked);
 	tcase_add_test(tc, test_payload_refs_batched);
 	tcase_add_test(tc, test_payload_refs_interleaved);
+	tcase_add_test(tc, test_payload_refs_large);
 	tcase_add_test(tc, test_bad_input_sticky);
 	tcase_add_test(tc, test_group_commit_and_order);
 	tcase_add_test(tc, test_group_commit_unheld);
 	tcase_add_test(tc, test_close_completes_pending);
 	tcase_add_test(tc, test_map_growth_and_limit);
 	tcase_add_test(tc, test_batch_larger_than_max);
+	tcase_add_test(tc, test_cancel_in_group);
+	tcase_add_test(tc, test_cancel_not_when_stored);
+	tcase_add_test(tc, test_cancel_not_across_groups);
+	tcase_add_test(tc, test_cancel_session_del);
+	tcase_add_test(tc, test_cancel_fan_out);
+	tcase_add_test(tc, test_cancel_delete_batch_fails);
+	tcase_add_test(tc, test_cancel_not_loose_payload);
+	tcase_add_test(tc, test_cancel_runs);
+	tcase_add_test(tc, test_cancel_after_applied_run);
+	tcase_add_test(tc, test_cancel_map_growth);
+	tcase_add_test(tc, test_cancel_plan_no_memory);
 	tcase_add_test(tc, test_corrupt_data_file);
 	tcase_add_test(tc, test_data_dir_not_a_dir);
 	tcase_add_test(tc, test_durability_none);
