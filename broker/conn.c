@@ -1362,12 +1362,14 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	}
 	m->origin = c->sess;
 	if (p.retain) {
+		m->stamp = mesh_stamp(n);
 		if (retain_set(n->retained, m)) {
 			msg_unref(m);
 			conn_abort(c, MQTT_RC_UNSPECIFIED, "out of memory");
 			return;
 		}
 		persist_retained(n, m);
+		mesh_retained(n, m);
 	}
 	hits = router_publish(n, m);
 	mesh_forward(n, m);

@@ -22,12 +22,27 @@ struct mesh_route {
 	char filter[];
 };
 
+/* A retained message cleared (empty payload) and when: a peer's older
+ * copy must not bring it back. Kept in memory only. */
+struct mesh_tomb {
+	struct mesh_tomb *next;
+	uint64_t stamp;
+	uint64_t origin;
+	uint16_t len;
+	char topic[];
+};
+
 struct mesh {
 	struct cluster *c;
 	struct mesh_route **slots; /* chained, power-of-two count */
 	size_t cap;
 	size_t n;
+	struct mesh_tomb *tombs; /* list: clears are rare */
+	size_t n_tombs;
 };
+
+/* At most this many tombstones are kept; the oldest go first. */
+#define MESH_TOMBS_MAX 10000
 
 static uint32_t
 mesh_hash(struct mqtt_bytes f)
@@ -172,6 +187,179 @@ mesh_on_deliver(void *arg, const struct cluster_msg *cm)
 	msg_unref(m);
 }
 
+static struct mesh_tomb **
+mesh_tomb_find(struct mesh *m, struct mqtt_bytes t)
+{
+	struct mesh_tomb **pp;
+
+	for (pp = &m->tombs; *pp; pp = &(*pp)->next)
+		if ((*pp)->len == t.len &&
+		    memcmp((*pp)->topic, t.p, t.len) == 0)
+			break;
+	return pp;
+}
+
+/* Records (or forgets, @p stamp 0) the clearing of topic @p t. */
+static void
+mesh_tomb_set(struct mesh *m, struct mqtt_bytes t, uint64_t stamp,
+              uint64_t origin)
+{
+	struct mesh_tomb **pp = mesh_tomb_find(m, t), *tb = *pp;
+
+	if (tb && !stamp) {
+		*pp = tb->next;
+		free(tb);
+		m->n_tombs--;
+		return;
+	}
+	if (!stamp)
+		return;
+	if (!tb) {
+		if (m->n_tombs >= MESH_TOMBS_MAX) {
+			/* drop the oldest (the list's tail) */
+			struct mesh_tomb **last = &m->tombs;
+			while ((*last)->next)
+				last = &(*last)->next;
+			free(*last);
+			*last = NULL;
+			m->n_tombs--;
+		}
+		tb = malloc(sizeof(*tb) + t.len);
+		if (!tb)
+			return;
+		tb->len = (uint16_t)t.len;
+		memcpy(tb->topic, t.p, t.len);
+		tb->next = m->tombs;
+		m->tombs = tb;
+		m->n_tombs++;
+	}
+	tb->stamp = stamp;
+	tb->origin = origin;
+}
+
+uint64_t
+mesh_stamp(struct node *n)
+{
+	return cluster_hlc_now(n->mesh ? n->mesh->c : NULL);
+}
+
+void
+mesh_retained(struct node *n, const struct msg *m)
+{
+	struct cluster_retained r;
+
+	if (!n->mesh)
+		return;
+	memset(&r, 0, sizeof(r));
+	r.topic = msg_topic(m);
+	r.payload = msg_payload(m);
+	r.props = msg_props(m);
+	r.qos = m->qos;
+	r.stamp = m->stamp;
+	r.origin_node = n->node_id;
+	if (m->expiry_ms) {
+		uint64_t now = node_now_ms();
+		r.expiry_s =
+		        m->expiry_ms > now
+		                ? (uint32_t)((m->expiry_ms - now + 999) / 1000)
+		                : 1;
+	}
+	mesh_tomb_set(n->mesh, r.topic, m->payload_len ? 0 : m->stamp,
+	              n->node_id);
+	cluster_retained_set(n->mesh->c, &r);
+}
+
+/* True when a change stamped (@p stamp, @p origin) is newer than one
+ * stamped (@p cur, @p cur_origin): last writer wins, ties by node id. */
+static bool
+mesh_newer(uint64_t stamp, uint64_t origin, uint64_t cur, uint64_t cur_origin)
+{
+	return stamp > cur || (stamp == cur && origin > cur_origin);
+}
+
+/* cluster_hooks.retained_apply: a peer's retained change. */
+static int
+mesh_on_retained(void *arg, const struct cluster_retained *r)
+{
+	struct node *n = arg;
+	struct mesh_tomb *tb = *mesh_tomb_find(n->mesh, r->topic);
+	struct msg *cur = retain_get(n->retained, r->topic), *m;
+
+	if (cur && !mesh_newer(r->stamp, r->origin_node, cur->stamp, 0))
+		return 0;
+	if (tb && !mesh_newer(r->stamp, r->origin_node, tb->stamp, tb->origin))
+		return 0;
+	m = msg_new(r->topic, r->payload, r->props, r->qos, true);
+	if (!m)
+		return ERR_NOMEM;
+	m->id = ++n->next_msg_id;
+	m->stamp = r->stamp;
+	if (r->expiry_s)
+		m->expiry_ms = node_now_ms() + r->expiry_s * 1000ull;
+	if (retain_set(n->retained, m)) {
+		msg_unref(m);
+		return ERR_NOMEM;
+	}
+	persist_retained(n, m);
+	mesh_tomb_set(n->mesh, r->topic, r->payload.len ? 0 : r->stamp,
+	              r->origin_node);
+	msg_unref(m);
+	return 0;
+}
+
+struct mesh_each_ctx {
+	struct node *n;
+	void (*fn)(void *ctx, const struct cluster_retained *r);
+	void *ctx;
+};
+
+static void
+mesh_each_retained_one(struct msg *m, void *arg)
+{
+	struct mesh_each_ctx *e = arg;
+	struct cluster_retained r;
+
+	memset(&r, 0, sizeof(r));
+	r.topic = msg_topic(m);
+	r.payload = msg_payload(m);
+	r.props = msg_props(m);
+	r.qos = m->qos;
+	r.stamp = m->stamp;
+	r.origin_node = e->n->node_id;
+	if (m->expiry_ms) {
+		uint64_t now = node_now_ms();
+		if (m->expiry_ms <= now)
+			return;
+		r.expiry_s = (uint32_t)((m->expiry_ms - now + 999) / 1000);
+	}
+	e->fn(e->ctx, &r);
+}
+
+/* cluster_hooks.each_retained: this node's retained set and tombstones,
+ * for a peer whose link just came up. */
+static void
+mesh_each_retained(void *arg,
+                   void (*fn)(void *ctx, const struct cluster_retained *r),
+                   void *ctx)
+{
+	struct node *n = arg;
+	struct mesh_each_ctx e = { n, fn, ctx };
+	struct cluster_retained r;
+	struct mesh_tomb *tb;
+
+	retain_match(n->retained,
+	             (struct mqtt_bytes){ (const uint8_t *)"#", 1 },
+	             mesh_each_retained_one, &e);
+	for (tb = n->mesh->tombs; tb; tb = tb->next) {
+		memset(&r, 0, sizeof(r));
+		r.topic = (struct mqtt_bytes){ (const uint8_t *)tb->topic,
+			                       tb->len };
+		r.stamp = tb->stamp;
+		r.origin_node = tb->origin;
+		fn(ctx, &r);
+	}
+}
+
 /* cluster_hooks.each_route: the snapshot for a (re)connected peer. */
 static void
 mesh_each_route(void *arg, void (*fn)(void *ctx, struct mqtt_bytes filter),
@@ -245,6 +433,8 @@ mesh_start(struct node *n)
 	h.arg = n;
 	h.deliver = mesh_on_deliver;
 	h.each_route = mesh_each_route;
+	h.retained_apply = mesh_on_retained;
+	h.each_retained = mesh_each_retained;
 	h.log = mesh_on_log;
 	n->mesh = m;
 	/* the subscriptions loaded from storage are routes already */
@@ -278,6 +468,11 @@ mesh_stop(struct node *n)
 			next = r->next;
 			free(r);
 		}
+	}
+	while (m->tombs) {
+		struct mesh_tomb *tb = m->tombs;
+		m->tombs = tb->next;
+		free(tb);
 	}
 	free(m->slots);
 	free(m);

@@ -22,6 +22,8 @@ struct msg {
 	uint32_t batch_gen;   /* storage batch its payload was last put in */
 	uint64_t expiry_ms;   /* monotonic ms when it expires, 0 = never */
 	uint64_t id;          /* node-unique message id */
+	uint64_t stamp;       /* retained: cluster clock of the change, 0 =
+	                       * none (last writer wins across nodes) */
 	const void *origin;   /* publishing session, for no-local; not a ref */
 	uint8_t data[];       /* topic, payload, properties */
 };

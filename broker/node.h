@@ -415,6 +415,11 @@ void mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta);
 /** Sends a message published on this node to the peers whose routes match
  * it (once per peer). */
 void mesh_forward(struct node *n, const struct msg *m);
+/** A stamp (cluster clock) for a retained change made on this node. */
+uint64_t mesh_stamp(struct node *n);
+/** Replicates a retained change made on this node (@p m stamped, an empty
+ * payload clears the topic) to every peer. */
+void mesh_retained(struct node *n, const struct msg *m);
 
 /* ---- share.c ---- */
 

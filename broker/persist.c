@@ -202,6 +202,7 @@ persist_retained(struct node *n, const struct msg *m)
 	r.props = msg_props(m);
 	r.qos = m->qos;
 	r.expires_at = persist_to_wall(m->expiry_ms);
+	r.stamp = m->stamp;
 	persist_added(n, store_batch_retained_put(b, &r));
 }
 
@@ -507,6 +508,7 @@ persist_load_retained(void *arg, const struct store_retained *r)
 		return ERR_NOMEM;
 	m->id = ++l->n->next_msg_id;
 	m->expiry_ms = persist_to_mono(r->expires_at);
+	m->stamp = r->stamp;
 	if (retain_set(l->n->retained, m)) {
 		msg_unref(m);
 		return ERR_NOMEM;

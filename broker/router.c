@@ -103,8 +103,13 @@ router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s)
 	/* The Will's Message Expiry Interval counts from its publication
 	 * (§3.1.3.2.4 v5), not from the CONNECT. */
 	will->expiry_ms = expiry_s ? node_now_ms() + expiry_s * 1000ull : 0;
-	if (will->retain && retain_set(n->retained, will) == 0)
-		persist_retained(n, will);
+	if (will->retain) {
+		will->stamp = mesh_stamp(n);
+		if (retain_set(n->retained, will) == 0) {
+			persist_retained(n, will);
+			mesh_retained(n, will);
+		}
+	}
 	router_publish(n, will);
 	mesh_forward(n, will); /* wills fire cluster-wide */
 }

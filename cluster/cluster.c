@@ -157,7 +157,7 @@ cluster_member_add(struct cluster *c, const char *name, uint64_t node_id,
 	return m;
 }
 
-static void
+void
 cluster_out_trim(struct cluster *c)
 {
 	if (c->out.cap > CLUSTER_OUT_KEEP) {
@@ -478,6 +478,9 @@ cluster_on_frame(struct link *l, const Mqd__Envelope *env)
 		break;
 	case MQD__ENVELOPE__BODY_LEAVE:
 		swim_on_leave(l, env->leave->incarnation);
+		break;
+	case MQD__ENVELOPE__BODY_RETAINED_SYNC:
+		retained_on_sync(l, env->retained_sync);
 		break;
 	default:
 		snprintf(why, sizeof(why), "unexpected %s frame",

@@ -4,7 +4,10 @@
  * gossip piggy-backed on link traffic), route exchange (each node streams
  * its own topic filters as a snapshot then deltas; a remote route table maps
  * filter -> nodes) and message forwarding (a publish goes at most once to
- * each node whose routes match). Frames are a 4-byte big-endian length and
+ * each node whose routes match) and retained-message replication (every
+ * change goes to every peer, each side sends its whole retained set when a
+ * link comes up; last writer wins on a hybrid logical clock, which broker
+ * applies). Frames are a 4-byte big-endian length and
  * one protobuf Envelope (proto/cluster.proto); no protobuf type crosses this
  * header. cluster never includes broker headers: broker hands it struct
  * cluster_hooks at start. Loop thread only, on broker's event_base.
@@ -25,6 +28,8 @@ struct cluster;
 #define CLUSTER_PROTO_VERSION 1
 /** Largest frame accepted (bytes after the length prefix). */
 #define CLUSTER_FRAME_MAX (16u * 1024 * 1024)
+/** Largest retained message replicated (topic + payload + properties). */
+#define CLUSTER_RETAINED_MAX (CLUSTER_FRAME_MAX - 4096)
 
 enum cluster_member_state {
 	CLUSTER_ALIVE = 0,
@@ -48,9 +53,25 @@ struct cluster_msg {
 	struct mqtt_bytes origin_client; /* publishing client id (no-local) */
 };
 
+/** A retained message, or the clearing of one, as replicated between
+ * nodes. Byte fields are views valid for the duration of the call they are
+ * passed to. */
+struct cluster_retained {
+	struct mqtt_bytes topic;
+	struct mqtt_bytes payload; /* empty: the topic's retained message is
+	                            * cleared (a tombstone, replicated too) */
+	struct mqtt_bytes props;   /* MQTT 5 properties, encoded as broker
+	                            * stores them (length prefix incl.) */
+	uint8_t qos;
+	uint32_t expiry_s;    /* remaining Message Expiry Interval, 0 = none */
+	uint64_t stamp;       /* cluster_hlc_now() of the change */
+	uint64_t origin_node; /* node id of the node that made the change */
+};
+
 /** What cluster calls back into broker. The hooks run on the loop thread
- * from cluster's callbacks; they may call cluster_publish, cluster_route_*
- * and cluster_members, but not cluster_stop. */
+ * from cluster's callbacks; they may call cluster_publish, cluster_route_*,
+ * cluster_hlc_now, cluster_retained_set and cluster_members, but not
+ * cluster_stop. */
 struct cluster_hooks {
 	void *arg;
 	/** A message from a peer for this node's local subscribers; it is
@@ -61,6 +82,21 @@ struct cluster_hooks {
 	void (*each_route)(void *arg,
 	                   void (*fn)(void *ctx, struct mqtt_bytes filter),
 	                   void *ctx);
+	/** A retained change from a peer (a change it made or relayed in its
+	 * snapshot): broker keeps it when @p r->stamp is above the stamp it
+	 * holds for the topic, ties broken by the higher origin_node, and
+	 * keeps tombstones too (each_retained reports them). The same change
+	 * may arrive more than once. Returns 0, or ERR_* (logged, rate
+	 * limited; the entry comes again with the peer's next snapshot). May
+	 * be NULL. */
+	int (*retained_apply)(void *arg, const struct cluster_retained *r);
+	/** Calls @p fn once per retained topic this node holds, tombstones
+	 * included: the retained snapshot sent to every peer whose link comes
+	 * up. May be NULL (nothing is sent). */
+	void (*each_retained)(void *arg,
+	                      void (*fn)(void *ctx,
+	                                 const struct cluster_retained *r),
+	                      void *ctx);
 	/** A member changed state (for logs and metrics); may be NULL. */
 	void (*member_changed)(void *arg, const char *name,
 	                       enum cluster_member_state st);
@@ -124,6 +160,28 @@ void cluster_route_del(struct cluster *c, struct mqtt_bytes filter);
  * @return the number of peers it was sent to (0 for NULL @p c)
  */
 size_t cluster_publish(struct cluster *c, const struct cluster_msg *m);
+
+/**
+ * A hybrid logical clock stamp for a retained change made on this node:
+ * bits 63..16 are Unix time in milliseconds (CLOCK_REALTIME), bits 15..0 a
+ * logical counter that counts changes within one millisecond (and carries
+ * into the time bits when it overflows). Stamps compare as integers. Each
+ * call returns more than the one before, and more than any stamp received
+ * from a peer (a received stamp advances the clock, the HLC receive rule),
+ * so a change made here after one was received wins over it everywhere.
+ * @return the stamp; with NULL @p c the wall clock alone (counter 0)
+ */
+uint64_t cluster_hlc_now(struct cluster *c);
+
+/**
+ * Sends a retained change made on this node (@p r borrowed; stamp from
+ * cluster_hlc_now) to every peer with an established link, whatever its
+ * routes. A change over CLUSTER_RETAINED_MAX bytes (topic, payload and
+ * properties) is not replicated (logged, rate limited). Peers that are
+ * not linked now get it in the snapshot when their link comes up. NULL
+ * @p c: no-op.
+ */
+void cluster_retained_set(struct cluster *c, const struct cluster_retained *r);
 
 /**
  * Calls @p fn for every member (this node included), in name order. @p m

@@ -1,6 +1,7 @@
 /*
  * cluster's private header: limits, the frame codec (frame.c), the remote
  * route table (rtab.c), the SWIM rules as pure functions (member.c), the
+ * hybrid logical clock and retained replication (retained.c), the
  * structs shared by cluster.c, link.c and swim.c, and the unit-test hooks.
  * Generated protobuf types appear only as incomplete struct pointers here;
  * cluster's .c files include "cluster/cluster.pb-c.h" for their definitions.
@@ -21,6 +22,7 @@ struct evconnlistener;
 struct Mqd__Envelope;
 struct Mqd__Hello;
 struct Mqd__Member;
+struct Mqd__RetainedSync;
 
 #define CLUSTER_PORT_DEFAULT   7883 /* seed given without a port */
 #define CLUSTER_NAME_MAX       255  /* node name bytes (config allows 255) */
@@ -36,6 +38,11 @@ struct Mqd__Member;
 #define CLUSTER_PENDING_MAX    64         /* inbound links in handshake */
 #define CLUSTER_RELAYS_MAX     32         /* PingReq relays in flight */
 #define CLUSTER_SNAP_PART      (1u << 20) /* filter bytes per snapshot part */
+#define CLUSTER_RSNAP_PART     (1u << 20) /* retained bytes per snapshot part */
+/* A received stamp further ahead of this node's wall clock is refused: a
+ * peer with a broken clock (or a forged stamp) cannot push every node's
+ * clock, and so every later retained change, far into the future. */
+#define CLUSTER_HLC_AHEAD_MAX_MS (3600u * 1000)
 /* Largest frame before the handshake ends (a Hello lists every member):
  * an unauthenticated peer cannot make this node buffer CLUSTER_FRAME_MAX. */
 #define CLUSTER_HELLO_MAX (1u << 20)
@@ -208,6 +215,9 @@ struct link {
 	uint8_t nonce[CLUSTER_NONCE_LEN]; /* ours, sent in Hello */
 	uint8_t peer_nonce[CLUSTER_NONCE_LEN]; /* from the peer's Hello */
 	uint64_t peer_boot; /* from the peer's Hello: its process start */
+	struct buf *rsnap;  /* retained snapshot left to send, or NULL */
+	size_t rsnap_off;   /* bytes of rsnap sent */
+	size_t rsnap_sent;  /* entries of rsnap sent */
 	struct Mqd__Envelope *hello; /* the peer's Hello until the end of the
 	                              * handshake (its gossip is applied only
 	                              * once the peer is authenticated) */
@@ -247,6 +257,7 @@ struct member {
 	bool routes_synced;    /* a full snapshot arrived on this link */
 	bool snap_open;        /* a split snapshot is arriving */
 	bool probe_soon;       /* its link dropped: probe it next */
+	size_t retained_snap;  /* retained snapshot entries arrived so far */
 	uint32_t gossip_left;  /* piggy-backs left for its current state */
 };
 
@@ -296,6 +307,7 @@ struct cluster {
 	uint64_t route_seq;     /* own route changes so far */
 	size_t own_routes;      /* own filters (route_add - route_del) */
 	uint64_t seq;           /* Ping seqs */
+	uint64_t hlc;           /* last stamp issued or received (retained.c) */
 	struct probe probe;
 	size_t probe_next;  /* round-robin position */
 	size_t gossip_next; /* piggy-back round-robin position */
@@ -321,6 +333,8 @@ struct member *cluster_member_find(struct cluster *c, const char *name);
 /** A new member (state ALIVE, incarnation 0); NULL when full or NOMEM. */
 struct member *cluster_member_add(struct cluster *c, const char *name,
                                   uint64_t node_id, const char *addr);
+/** Frees c->out's storage when a big frame grew it past what is kept. */
+void cluster_out_trim(struct cluster *c);
 /** Sends this node's route snapshot on @p l, which just came up. */
 void cluster_send_routes(struct cluster *c, struct link *l);
 /** Handles a frame received on an UP link. */
@@ -337,6 +351,8 @@ int link_dial(struct cluster *c, const char *addr, struct member *m,
 /** Encodes @p env into c->out and queues it. @return 0 or ERR_* (the link
  * may be closed) */
 int link_send(struct link *l, struct Mqd__Envelope *env);
+/** Bytes queued on @p l's output, not yet written. */
+size_t link_queued(struct link *l);
 /** Queues an encoded frame. @return 0 or ERR_* (the link is closed) */
 int link_send_raw(struct link *l, const uint8_t *p, size_t n);
 /** Closes @p l (deferred free); logs "cluster link dropped" at @p level
@@ -385,6 +401,28 @@ size_t swim_piggyback(struct cluster *c, struct Mqd__Member *mv,
                       struct Mqd__Member **pv, size_t max);
 /** Fills @p out from @p m (views of its strings). */
 void swim_member_pb(const struct member *m, struct Mqd__Member *out);
+
+/* retained.c */
+/**
+ * The HLC send rule as a pure function: the stamp after @p last at wall
+ * time @p wall_ms, (wall_ms << 16) if that is above @p last, else
+ * @p last + 1.
+ */
+uint64_t retained_hlc_next(uint64_t last, uint64_t wall_ms);
+/** Unix time in ms, the HLC's physical part. */
+uint64_t retained_wall_ms(void);
+/** The HLC receive rule: c->hlc becomes at least @p stamp. */
+void retained_hlc_observe(struct cluster *c, uint64_t stamp);
+/** Starts sending this node's retained snapshot on @p l, which just came
+ * up: copies the whole set, then sends parts as l's output drains. */
+void retained_send_snapshot(struct cluster *c, struct link *l);
+/** Sends parts of l's snapshot while its output holds less than one part
+ * (link.c calls it when the output drains). */
+void retained_snapshot_pump(struct link *l);
+/** Frees what is left of l's snapshot (link_free). */
+void retained_snapshot_free(struct link *l);
+/** Handles a RetainedSync frame from l's member. */
+void retained_on_sync(struct link *l, const struct Mqd__RetainedSync *s);
 
 /* ---- test hooks ---- */
 

@@ -113,6 +113,8 @@ frame_body_name(const struct Mqd__Envelope *env)
 		return "publish";
 	case MQD__ENVELOPE__BODY_LEAVE:
 		return "leave";
+	case MQD__ENVELOPE__BODY_RETAINED_SYNC:
+		return "retained-sync";
 	default:
 		return "unknown";
 	}

@@ -33,6 +33,7 @@
 #define LINK_DRAIN_MAX 64 /* recv calls when draining a closing socket */
 
 static void link_read_cb(struct bufferevent *bev, void *arg);
+static void link_write_cb(struct bufferevent *bev, void *arg);
 static void link_event_cb(struct bufferevent *bev, short what, void *arg);
 
 static void
@@ -73,9 +74,12 @@ link_new(struct cluster *c, evutil_socket_t fd, bool outbound)
 	l->c = c;
 	l->outbound = outbound;
 	l->st = outbound ? LINK_CONNECTING : LINK_HELLO;
-	bufferevent_setcb(l->bev, link_read_cb, NULL, link_event_cb, l);
+	bufferevent_setcb(l->bev, link_read_cb, link_write_cb, link_event_cb,
+	                  l);
 	bufferevent_setwatermark(l->bev, EV_READ, 0,
 	                         4 + (size_t)CLUSTER_FRAME_MAX);
+	/* the write callback runs once the output drains below one part */
+	bufferevent_setwatermark(l->bev, EV_WRITE, CLUSTER_RSNAP_PART, 0);
 	link_set_timeouts(l, c->dead_ms); /* connect and handshake */
 	bufferevent_enable(l->bev, EV_READ | EV_WRITE);
 	l->next = c->links;
@@ -96,6 +100,7 @@ link_free(struct link *l)
 {
 	bufferevent_free(l->bev);
 	frame_free(l->hello);
+	retained_snapshot_free(l);
 	free(l);
 }
 
@@ -217,6 +222,12 @@ link_close(struct link *l, int level, const char *reason)
 		                        : CLUSTER_BACKOFF_MAX_MS;
 		link_dial_seed_later(s, delay);
 	}
+}
+
+size_t
+link_queued(struct link *l)
+{
+	return evbuffer_get_length(bufferevent_get_output(l->bev));
 }
 
 int
@@ -400,6 +411,7 @@ link_up(struct link *l)
 	m->heard_ms = cluster_now_ms();
 	m->routes_synced = false;
 	m->snap_open = false;
+	m->retained_snap = 0;
 	cluster_log(c, CLUSTER_LOG_INFO,
 	            "cluster link up peer=%s node=%s dir=%s", l->peer, m->name,
 	            l->outbound ? "out" : "in");
@@ -408,6 +420,8 @@ link_up(struct link *l)
 	frame_free(env);
 	if (!l->closing)
 		cluster_send_routes(c, l);
+	if (!l->closing)
+		retained_send_snapshot(c, l);
 }
 
 /* Checks the peer's Hello. @return false when it kept env */
@@ -543,6 +557,17 @@ link_read_cb(struct bufferevent *bev, void *arg)
 		if (link_on_frame(l, env))
 			frame_free(env);
 	}
+}
+
+/* The output drained below one snapshot part. */
+static void
+link_write_cb(struct bufferevent *bev, void *arg)
+{
+	struct link *l = arg;
+
+	(void)bev;
+	if (l->rsnap != NULL && l->st == LINK_UP)
+		retained_snapshot_pump(l);
 }
 
 static void

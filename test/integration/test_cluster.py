@@ -189,3 +189,62 @@ def test_wrong_secret_refused(start_broker):
     assert "cluster member node=d state=alive" not in a.log_text()
     a.assert_alive()
     d.assert_alive()
+
+
+def _retained_on(clients, node, flt, want, timeout=DEADLINE):
+    """Subscribes to flt on node again and again (a new session each time)
+    until the retained messages it gets are exactly `want`
+    ({topic: payload}); replication is asynchronous."""
+    t0 = time.monotonic()
+    got = None
+    while time.monotonic() - t0 < timeout:
+        c = m5.client(clients, node)
+        c.handshake("ret-probe")
+        c.subscribe([(flt, m5.sub_options(1))])
+        # the marker ends what the broker sends for the new subscription
+        c.subscribe([("zz-marker", m5.sub_options(0))])
+        c.publish("zz-marker", b"end", qos=1)
+        got = {}
+        while True:
+            p = c.expect(m5.PUBLISH)
+            if p.topic == b"zz-marker":
+                break
+            c.ack(p)
+            got[p.topic] = p.payload
+        c.disconnect()
+        if got == want:
+            return
+        time.sleep(0.05)
+    raise AssertionError("retained on %r: %r, want %r" % (flt, got, want))
+
+
+def test_retained_replicated_last_writer_wins(start_broker, clients):
+    """A retained message set on one node is there for new subscribers on
+    every node; a later one (on another node) wins everywhere; a clear
+    replicates; a node that joins later catches up."""
+    a, b, c, ports = _three(start_broker)
+    pa = m5.client(clients, a)
+    pa.handshake("ret-a")
+    pa.publish("r/1", b"one-from-a", qos=1, retain=True)
+    pa.publish("r/2", b"two-from-a", qos=1, retain=True)
+    _retained_on(clients, c, "r/#", {b"r/1": b"one-from-a", b"r/2": b"two-from-a"})
+    pb = m5.client(clients, b)
+    pb.handshake("ret-b")
+    pb.publish("r/1", b"one-from-b", qos=1, retain=True)   # later: wins
+    pb.publish("r/2", b"", qos=1, retain=True)             # cleared
+    want = {b"r/1": b"one-from-b"}
+    for node in (a, b, c):
+        _retained_on(clients, node, "r/#", want)
+    d = _node(start_broker, "d", free_port(), seeds=[ports[0]])
+    _retained_on(clients, d, "r/#", want)
+
+
+def test_retained_set_while_node_down_reaches_it(start_broker, clients):
+    a, b, c, ports = _three(start_broker)
+    assert b.kill() == -signal.SIGKILL
+    pa = m5.client(clients, a)
+    pa.handshake("ret-a2")
+    pa.publish("down/x", b"while b was down", qos=1, retain=True)
+    b2 = _node(start_broker, "b", ports[1], seeds=[ports[0]],
+               data_dir=b.data_dir, port=b.port)
+    _retained_on(clients, b2, "down/#", {b"down/x": b"while b was down"})

@@ -2,11 +2,14 @@
  * Several clusters in one process on one event_base (127.0.0.1, ephemeral
  * ports): join through a seed, routes and forwarding, secrets, duplicate
  * names and links, bad frames, a kill (DEAD within dead_ms), restart and
- * Leave. The loop runs until a condition or a deadline, never a fixed sleep.
+ * Leave, retained replication (changes, tombstones, snapshots on join, a
+ * snapshot bigger than a frame) and the hybrid logical clock. The loop runs
+ * until a condition or a deadline, never a fixed sleep.
  */
 #include <arpa/inet.h>
 #include <check.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,6 +28,18 @@
 #define MAX_SEEN 8
 #define LOG_KEEP 65536
 
+/* A retained message as the test's stand-in for broker keeps it. */
+struct ret {
+	char *topic;
+	uint8_t *payload; /* payload_len bytes, then props_len bytes */
+	size_t payload_len;
+	size_t props_len;
+	uint8_t qos;
+	uint32_t expiry_s;
+	uint64_t stamp;
+	uint64_t origin;
+};
+
 struct seen {
 	char name[32];
 	enum cluster_member_state st;
@@ -34,6 +49,7 @@ struct seen {
 /* One cluster instance and what its hooks saw. */
 struct node {
 	const char *name;
+	uint64_t id;
 	struct cluster *c;
 	uint16_t port;         /* to listen on, 0 = any */
 	const char *routes[4]; /* what each_route reports */
@@ -48,6 +64,13 @@ struct node {
 	size_t n_seen;
 	char *log; /* every log line, '\n'-separated */
 	size_t log_len;
+	struct ret *ret; /* retained store, tombstones included */
+	size_t n_ret;
+	size_t cap_ret;
+	size_t *idx;    /* hash index of ret: position + 1, 0 = free */
+	size_t cap_idx; /* a power of two */
+	size_t applied; /* retained_apply calls */
+	size_t kept;    /* of which won (last writer) */
 };
 
 static struct event_base *base;
@@ -71,6 +94,152 @@ hook_deliver(void *arg, const struct cluster_msg *m)
 	n->payload_len = m->payload.len;
 	n->qos = m->qos;
 	n->origin = m->origin_node;
+}
+
+static size_t
+ret_hash(struct mqtt_bytes t)
+{
+	uint32_t h = 2166136261u;
+	size_t i;
+
+	for (i = 0; i < t.len; i++)
+		h = (h ^ t.p[i]) * 16777619u;
+	return h;
+}
+
+/* The index slot of topic: where it is, or the free slot to put it. */
+static size_t
+ret_slot(const struct node *n, struct mqtt_bytes topic)
+{
+	size_t mask = n->cap_idx - 1, h = ret_hash(topic) & mask;
+	const struct ret *e;
+
+	while (n->idx[h] != 0) {
+		e = &n->ret[n->idx[h] - 1];
+		if (strlen(e->topic) == topic.len &&
+		    memcmp(e->topic, topic.p, topic.len) == 0)
+			break;
+		h = (h + 1) & mask;
+	}
+	return h;
+}
+
+static struct ret *
+ret_find(struct node *n, struct mqtt_bytes topic)
+{
+	size_t h;
+
+	if (n->cap_idx == 0)
+		return NULL;
+	h = ret_slot(n, topic);
+	return n->idx[h] ? &n->ret[n->idx[h] - 1] : NULL;
+}
+
+/* Indexes ret[n_ret - 1], growing the index to stay half empty. */
+static void
+ret_index_last(struct node *n)
+{
+	size_t i;
+
+	if (2 * n->n_ret > n->cap_idx) {
+		free(n->idx);
+		n->cap_idx = n->cap_idx ? 2 * n->cap_idx : 64;
+		n->idx = calloc(n->cap_idx, sizeof(*n->idx));
+		ck_assert_ptr_nonnull(n->idx);
+		for (i = 0; i + 1 < n->n_ret; i++)
+			n->idx[ret_slot(n, B(n->ret[i].topic))] = i + 1;
+	}
+	n->idx[ret_slot(n, B(n->ret[n->n_ret - 1].topic))] = n->n_ret;
+}
+
+/* Stores r in n's store when it is newer (broker's rule). @return true when
+ * it was kept */
+static bool
+ret_store(struct node *n, const struct cluster_retained *r)
+{
+	struct ret *e = ret_find(n, r->topic);
+
+	if (e != NULL && (r->stamp < e->stamp || (r->stamp == e->stamp &&
+	                                          r->origin_node <= e->origin)))
+		return false;
+	if (e == NULL) {
+		if (n->n_ret == n->cap_ret) {
+			n->cap_ret = n->cap_ret ? 2 * n->cap_ret : 16;
+			n->ret = realloc(n->ret, n->cap_ret * sizeof(*n->ret));
+			ck_assert_ptr_nonnull(n->ret);
+		}
+		e = &n->ret[n->n_ret++];
+		e->topic = strndup((const char *)r->topic.p, r->topic.len);
+		ck_assert_ptr_nonnull(e->topic);
+		e->payload = NULL;
+		ret_index_last(n);
+	} else {
+		free(e->payload);
+	}
+	e->payload = malloc(r->payload.len + r->props.len + 1);
+	ck_assert_ptr_nonnull(e->payload);
+	if (r->payload.len > 0)
+		memcpy(e->payload, r->payload.p, r->payload.len);
+	if (r->props.len > 0)
+		memcpy(e->payload + r->payload.len, r->props.p, r->props.len);
+	e->payload_len = r->payload.len;
+	e->props_len = r->props.len;
+	e->qos = r->qos;
+	e->expiry_s = r->expiry_s;
+	e->stamp = r->stamp;
+	e->origin = r->origin_node;
+	return true;
+}
+
+static void
+ret_free(struct node *n)
+{
+	size_t i;
+
+	for (i = 0; i < n->n_ret; i++) {
+		free(n->ret[i].topic);
+		free(n->ret[i].payload);
+	}
+	free(n->ret);
+	free(n->idx);
+	n->ret = NULL;
+	n->idx = NULL;
+	n->n_ret = n->cap_ret = n->cap_idx = 0;
+}
+
+static int
+hook_retained_apply(void *arg, const struct cluster_retained *r)
+{
+	struct node *n = arg;
+
+	n->applied++;
+	if (ret_store(n, r))
+		n->kept++;
+	return 0;
+}
+
+static void
+hook_each_retained(void *arg,
+                   void (*fn)(void *ctx, const struct cluster_retained *r),
+                   void *ctx)
+{
+	struct node *n = arg;
+	struct cluster_retained r;
+	size_t i;
+
+	for (i = 0; i < n->n_ret; i++) {
+		r.topic = B(n->ret[i].topic);
+		r.payload = (struct mqtt_bytes){ n->ret[i].payload,
+			                         n->ret[i].payload_len };
+		r.props = (struct mqtt_bytes){ n->ret[i].payload +
+			                               n->ret[i].payload_len,
+			                       n->ret[i].props_len };
+		r.qos = n->ret[i].qos;
+		r.expiry_s = n->ret[i].expiry_s;
+		r.stamp = n->ret[i].stamp;
+		r.origin_node = n->ret[i].origin;
+		fn(ctx, &r);
+	}
 }
 
 static void
@@ -131,10 +300,13 @@ node_start_full(struct node *n, const char *name, uint64_t id,
 		ck_assert_ptr_nonnull(n->log);
 	}
 	n->name = name;
+	n->id = id;
 	h.arg = n;
 	h.deliver = hook_deliver;
 	h.each_route = hook_each_route;
 	h.member_changed = hook_member_changed;
+	h.retained_apply = hook_retained_apply;
+	h.each_retained = hook_each_retained;
 	h.log = hook_log;
 	cfg.node_name = name;
 	cfg.node_id = id;
@@ -164,6 +336,7 @@ node_fini(struct node *n)
 	free(n->log);
 	n->log = NULL;
 	n->log_len = 0;
+	ret_free(n);
 }
 
 /* "127.0.0.1:<port of n>" */
@@ -797,6 +970,25 @@ START_TEST(test_bad_frames)
 	ck_assert_int_eq(frame_encode(&b, &env), 0);
 	raw_expect(&a, b.data, b.len, "reason=\"bad publish\"");
 	ck_assert_int_eq(a.delivered, 0);
+	/* a retained message on a wildcard topic */
+	buf_reset(&b);
+	env.body_case = MQD__ENVELOPE__BODY_HELLO;
+	env.hello = &h;
+	ck_assert_int_eq(frame_encode(&b, &env), 0);
+	{
+		Mqd__RetainedSync rs = MQD__RETAINED_SYNC__INIT;
+		Mqd__Retained re = MQD__RETAINED__INIT, *rp = &re;
+
+		re.topic.data = (uint8_t *)"r/+";
+		re.topic.len = 3;
+		rs.n_entries = 1;
+		rs.entries = &rp;
+		env.body_case = MQD__ENVELOPE__BODY_RETAINED_SYNC;
+		env.retained_sync = &rs;
+		ck_assert_int_eq(frame_encode(&b, &env), 0);
+	}
+	raw_expect(&a, b.data, b.len, "reason=\"bad retained\"");
+	ck_assert_uint_eq(a.applied, 0);
 	/* a bad nonce */
 	buf_reset(&b);
 	env.body_case = MQD__ENVELOPE__BODY_HELLO;
@@ -935,6 +1127,326 @@ START_TEST(test_start_errors)
 	cluster_stop(NULL);
 	cluster_route_add(NULL, B("x"));
 	ck_assert_uint_eq(cluster_publish(NULL, NULL), 0);
+	cluster_retained_set(NULL, NULL);
+	node_fini(&a);
+}
+END_TEST
+
+/* ---- retained ---- */
+
+/* A retained change made on n, as broker makes one: stored, then
+ * replicated. @return its stamp */
+static uint64_t
+retain_local(struct node *n, const char *topic, const char *payload)
+{
+	struct cluster_retained r = { 0 };
+
+	r.topic = B(topic);
+	r.payload = B(payload);
+	r.qos = 1;
+	r.stamp = cluster_hlc_now(n->c);
+	r.origin_node = n->id;
+	ck_assert(ret_store(n, &r));
+	cluster_retained_set(n->c, &r);
+	return r.stamp;
+}
+
+/* A retained message n holds before it starts (from its last run). */
+static void
+retain_offline(struct node *n, const char *topic, const char *payload,
+               uint64_t id, uint64_t stamp)
+{
+	struct cluster_retained r = { 0 };
+
+	r.topic = B(topic);
+	r.payload = B(payload);
+	r.stamp = stamp;
+	r.origin_node = id;
+	ck_assert(ret_store(n, &r));
+}
+
+struct want_ret {
+	struct node **v;
+	size_t n;
+	const char *topic;
+	uint64_t stamp;
+};
+
+static bool
+ret_is(void *arg)
+{
+	struct want_ret *w = arg;
+	const struct ret *e;
+	size_t i;
+
+	for (i = 0; i < w->n; i++) {
+		e = ret_find(w->v[i], B(w->topic));
+		if (e == NULL || e->stamp != w->stamp)
+			return false;
+	}
+	return true;
+}
+
+struct want_size {
+	struct node *n;
+	size_t count;
+};
+
+static bool
+ret_count_is(void *arg)
+{
+	struct want_size *w = arg;
+
+	return w->n->n_ret >= w->count;
+}
+
+static bool
+ret_payload_is(struct node *n, const char *topic, const char *payload)
+{
+	const struct ret *e = ret_find(n, B(topic));
+
+	return e != NULL && e->payload_len == strlen(payload) &&
+	       memcmp(e->payload, payload, e->payload_len) == 0;
+}
+
+START_TEST(test_hlc)
+{
+	struct node a = { 0 };
+	uint64_t wall, prev, s, far;
+	size_t i, bad = 0;
+
+	/* the rules: wall time, else one more than the last */
+	ck_assert(retained_hlc_next(0, 5) == UINT64_C(5) << 16);
+	ck_assert(retained_hlc_next(UINT64_C(5) << 16, 5) ==
+	          (UINT64_C(5) << 16) + 1);
+	ck_assert(retained_hlc_next((UINT64_C(5) << 16) | 0xffff, 5) ==
+	          UINT64_C(6) << 16); /* the counter carries */
+	ck_assert(retained_hlc_next(UINT64_C(10) << 16, 3) ==
+	          (UINT64_C(10) << 16) + 1); /* the wall clock went back */
+	ck_assert(retained_hlc_next((UINT64_C(10) << 16) | 7, 11) ==
+	          UINT64_C(11) << 16);
+	/* NULL: the wall clock alone */
+	wall = retained_wall_ms();
+	s = cluster_hlc_now(NULL);
+	ck_assert_uint_eq(s & 0xffff, 0);
+	ck_assert_uint_ge(s >> 16, wall);
+	ck_assert_uint_le(s >> 16, wall + 1000);
+
+	node_start(&a, "a", 1, "", NULL);
+	prev = cluster_hlc_now(a.c);
+	ck_assert_uint_ge(prev >> 16, wall);
+	/* more than 65536 in a millisecond: strictly increasing anyway */
+	for (i = 0; i < 200000; i++) {
+		s = cluster_hlc_now(a.c);
+		bad += s <= prev;
+		prev = s;
+	}
+	ck_assert_uint_eq(bad, 0);
+	/* a received stamp ahead of the clock advances it */
+	far = ((retained_wall_ms() + 10000) << 16) | 42;
+	retained_hlc_observe(a.c, far);
+	ck_assert(cluster_hlc_now(a.c) == far + 1);
+	retained_hlc_observe(a.c, 1); /* an old one does not */
+	ck_assert(cluster_hlc_now(a.c) == far + 2);
+	node_fini(&a);
+}
+END_TEST
+
+START_TEST(test_retained_replicate)
+{
+	struct node a = { 0 }, b = { 0 }, c = { 0 };
+	struct node *bc[2] = { &b, &c }, *ac[2] = { &a, &c };
+	struct node *abc[3] = { &a, &b, &c };
+	struct want_ret w = { bc, 2, "r/1", 0 };
+	struct want_log wl = { &a, "reason=\"stamp ahead of the clock\"" };
+	struct cluster_retained r = { 0 };
+	const struct ret *e;
+	uint64_t ts, far;
+	size_t applied;
+
+	start_three(&a, &b, &c, NULL);
+	r.topic = B("r/1");
+	r.payload = B("v1");
+	r.props = (struct mqtt_bytes){ (const uint8_t *)"\x02\x01\x01", 3 };
+	r.qos = 1;
+	r.expiry_s = 60;
+	r.stamp = cluster_hlc_now(a.c);
+	r.origin_node = 1;
+	ck_assert(ret_store(&a, &r));
+	cluster_retained_set(a.c, &r);
+	w.stamp = r.stamp;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	e = ret_find(&b, B("r/1"));
+	ck_assert(ret_payload_is(&b, "r/1", "v1"));
+	ck_assert_uint_eq(e->props_len, 3);
+	ck_assert(memcmp(e->payload + 2, "\x02\x01\x01", 3) == 0);
+	ck_assert_uint_eq(e->qos, 1);
+	ck_assert_uint_eq(e->expiry_s, 60);
+	ck_assert_uint_eq(e->origin, 1);
+	ck_assert(ret_payload_is(&c, "r/1", "v1"));
+
+	/* b clears it: a tombstone, stamped after the change b received */
+	ts = retain_local(&b, "r/1", "");
+	ck_assert(ts > r.stamp);
+	w.v = ac;
+	w.stamp = ts;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	ck_assert(ret_payload_is(&a, "r/1", ""));
+	ck_assert_uint_eq(ret_find(&c, B("r/1"))->origin, 2);
+
+	/* an older change still arrives, and loses (broker's rule) */
+	applied = a.applied;
+	cluster_retained_set(c.c, &r);
+	w.v = abc;
+	w.topic = "r/marker";
+	w.stamp = retain_local(&c, "r/marker", "m");
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	ck_assert_uint_eq(a.applied, applied + 2);
+	ck_assert(ret_payload_is(&a, "r/1", ""));
+
+	/* b's clock runs 10 s ahead: its stamp advances a's clock */
+	far = (retained_wall_ms() + 10000) << 16;
+	r.topic = B("r/far");
+	r.stamp = far;
+	r.origin_node = 2;
+	cluster_retained_set(b.c, &r);
+	w.v = ac;
+	w.topic = "r/far";
+	w.stamp = far;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	ck_assert(cluster_hlc_now(a.c) > far);
+	ck_assert(cluster_hlc_now(c.c) > far);
+
+	/* two hours ahead: refused, the clock stays */
+	far = (retained_wall_ms() + 2 * 3600 * 1000) << 16;
+	r.topic = B("r/bad");
+	r.stamp = far;
+	cluster_retained_set(b.c, &r);
+	ck_assert(run_until(log_has, &wl, WAIT_MS));
+	ck_assert_ptr_null(ret_find(&a, B("r/bad")));
+	ck_assert(cluster_hlc_now(a.c) < far);
+
+	node_fini(&c);
+	node_fini(&b);
+	node_fini(&a);
+}
+END_TEST
+
+/* Each side sends its whole set when a link comes up: a node that joins
+ * (or comes back) catches up and hands over what it had. */
+START_TEST(test_retained_join)
+{
+	struct node a = { 0 }, b = { 0 }, c = { 0 };
+	struct node *ab[2] = { &a, &b };
+	struct node *abc[3] = { &a, &b, &c };
+	struct group g = { ab, 2 };
+	struct want_ret w = { &ab[1], 1, "a/1", 0 };
+	struct want_log wc = { &c,
+		               "cluster retained snapshot node=a entries=" };
+	struct want_log wa = { &a,
+		               "cluster retained snapshot node=c entries=" };
+	uint64_t s1, s2, sb, ts;
+	char seed[32];
+
+	node_start(&a, "a", 1, "", NULL);
+	s1 = retain_local(&a, "a/1", "one"); /* no peer yet */
+	s2 = retain_local(&a, "a/2", "two");
+	retain_offline(&b, "b/1", "bee", 2, sb = cluster_hlc_now(NULL));
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	ck_assert(run_until(all_alive, &g, WAIT_MS));
+	w.stamp = s1;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	w.topic = "a/2";
+	w.stamp = s2;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	w.v = ab; /* a got b's set */
+	w.topic = "b/1";
+	w.stamp = sb;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+
+	/* b clears a/2 */
+	ts = retain_local(&b, "a/2", "");
+	w.v = ab;
+	w.n = 2;
+	w.topic = "a/2";
+	w.stamp = ts;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+
+	/* c held c/1 and a stale a/1 from before: it joins */
+	retain_offline(&c, "c/1", "sea", 3, cluster_hlc_now(a.c));
+	retain_offline(&c, "a/1", "stale", 3, 1);
+	node_start(&c, "c", 3, seed, NULL);
+	w.v = abc;
+	w.n = 3;
+	w.topic = "c/1";
+	w.stamp = ret_find(&c, B("c/1"))->stamp;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	w.topic = "a/1";
+	w.stamp = s1;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	w.topic = "a/2";
+	w.stamp = ts;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	w.topic = "b/1";
+	w.stamp = sb;
+	ck_assert(run_until(ret_is, &w, WAIT_MS));
+	ck_assert(ret_payload_is(&c, "a/1", "one"));
+	ck_assert(ret_payload_is(&a, "a/1", "one"));
+	ck_assert(ret_payload_is(&c, "a/2", "")); /* the tombstone */
+	ck_assert(ret_payload_is(&c, "b/1", "bee"));
+	ck_assert_uint_eq(c.n_ret, 4);
+	ck_assert_uint_eq(a.n_ret, 4);
+	ck_assert(run_until(log_has, &wc, WAIT_MS));
+	ck_assert(run_until(log_has, &wa, WAIT_MS));
+	node_fini(&c);
+	node_fini(&b);
+	node_fini(&a);
+}
+END_TEST
+
+#define BIG_N   5000
+#define BIG_LEN 4096 /* 20 MB in all: more than one frame can hold */
+
+/* A snapshot larger than CLUSTER_FRAME_MAX arrives complete, in parts. */
+START_TEST(test_retained_large)
+{
+	struct node a = { 0 }, b = { 0 };
+	struct want_size ws = { &b, BIG_N };
+	struct want_log wb = { &b, "cluster retained snapshot node=a "
+		                   "entries=5000\n" };
+	struct cluster_retained r = { 0 };
+	static uint8_t pay[BIG_LEN];
+	char topic[32], seed[32];
+	const struct ret *e;
+	size_t i, bad = 0;
+
+	ck_assert_uint_gt((size_t)BIG_N * BIG_LEN, CLUSTER_FRAME_MAX);
+	node_start(&a, "a", 1, "", NULL);
+	for (i = 0; i < BIG_N; i++) {
+		snprintf(topic, sizeof(topic), "big/%zu", i);
+		memset(pay, (int)(i & 0xff), sizeof(pay));
+		memcpy(pay, topic, strlen(topic));
+		r.topic = B(topic);
+		r.payload = (struct mqtt_bytes){ pay, sizeof(pay) };
+		r.stamp = cluster_hlc_now(a.c);
+		r.origin_node = 1;
+		ck_assert(ret_store(&a, &r));
+	}
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	ck_assert(run_until(ret_count_is, &ws, 4 * WAIT_MS));
+	ck_assert(run_until(log_has, &wb, WAIT_MS));
+	ck_assert_uint_eq(b.n_ret, BIG_N);
+	for (i = 0; i < BIG_N; i++) {
+		snprintf(topic, sizeof(topic), "big/%zu", i);
+		memset(pay, (int)(i & 0xff), sizeof(pay));
+		memcpy(pay, topic, strlen(topic));
+		e = ret_find(&b, B(topic));
+		bad += e == NULL || e->payload_len != BIG_LEN ||
+		       memcmp(e->payload, pay, BIG_LEN) != 0 ||
+		       e->stamp != ret_find(&a, B(topic))->stamp;
+	}
+	ck_assert_uint_eq(bad, 0);
+	node_fini(&b);
 	node_fini(&a);
 }
 END_TEST
@@ -958,6 +1470,10 @@ cluster_suite(void)
 	tcase_add_test(tc, test_kill_dead_restart_leave);
 	tcase_add_test(tc, test_refute_suspicion);
 	tcase_add_test(tc, test_start_errors);
+	tcase_add_test(tc, test_hlc);
+	tcase_add_test(tc, test_retained_replicate);
+	tcase_add_test(tc, test_retained_join);
+	tcase_add_test(tc, test_retained_large);
 	suite_add_tcase(s, tc);
 	return s;
 }
@@ -968,6 +1484,9 @@ main(void)
 	SRunner *sr = srunner_create(cluster_suite());
 	int failed;
 
+	/* as broker does: a peer that closes mid-write is an error, not a
+	 * signal */
+	signal(SIGPIPE, SIG_IGN);
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);

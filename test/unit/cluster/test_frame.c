@@ -83,6 +83,56 @@ START_TEST(test_publish_round_trip)
 }
 END_TEST
 
+START_TEST(test_retained_round_trip)
+{
+	Mqd__Envelope env = MQD__ENVELOPE__INIT, *out;
+	Mqd__RetainedSync s = MQD__RETAINED_SYNC__INIT;
+	Mqd__Retained e[2], *pv[2] = { &e[0], &e[1] };
+	const Mqd__Retained *r;
+	struct buf b;
+
+	mqd__retained__init(&e[0]);
+	mqd__retained__init(&e[1]);
+	e[0].topic = bin("r/1");
+	e[0].payload = bin("v");
+	e[0].props = bin("\x02\x01\x01");
+	e[0].qos = 1;
+	e[0].expiry_s = 60;
+	e[0].stamp = 0x0123456789ab0001ull;
+	e[0].origin_node = 7;
+	e[1].topic = bin("r/2"); /* a tombstone: no payload */
+	e[1].stamp = 2;
+	e[1].origin_node = 8;
+	s.n_entries = 2;
+	s.entries = pv;
+	s.snapshot = true;
+	s.more = true;
+	env.body_case = MQD__ENVELOPE__BODY_RETAINED_SYNC;
+	env.retained_sync = &s;
+	buf_init(&b);
+	ck_assert_int_eq(frame_encode(&b, &env), 0);
+	out = decode_ok(&b);
+	ck_assert_int_eq(out->body_case, MQD__ENVELOPE__BODY_RETAINED_SYNC);
+	ck_assert_str_eq(frame_body_name(out), "retained-sync");
+	ck_assert_uint_eq(out->retained_sync->n_entries, 2);
+	ck_assert(out->retained_sync->snapshot && out->retained_sync->more);
+	r = out->retained_sync->entries[0];
+	ck_assert(bin_eq(r->topic, "r/1") && bin_eq(r->payload, "v"));
+	ck_assert(bin_eq(r->props, "\x02\x01\x01"));
+	ck_assert_uint_eq(r->qos, 1);
+	ck_assert_uint_eq(r->expiry_s, 60);
+	ck_assert(r->stamp == 0x0123456789ab0001ull);
+	ck_assert_uint_eq(r->origin_node, 7);
+	r = out->retained_sync->entries[1];
+	ck_assert(bin_eq(r->topic, "r/2"));
+	ck_assert_uint_eq(r->payload.len, 0);
+	ck_assert_uint_eq(r->stamp, 2);
+	ck_assert_uint_eq(r->origin_node, 8);
+	frame_free(out);
+	buf_fini(&b);
+}
+END_TEST
+
 START_TEST(test_hello_round_trip)
 {
 	Mqd__Envelope env = MQD__ENVELOPE__INIT, *out;
@@ -292,6 +342,7 @@ START_TEST(test_body_names)
 		{ MQD__ENVELOPE__BODY_ROUTE_DELTA, "route-delta" },
 		{ MQD__ENVELOPE__BODY_PUBLISH, "publish" },
 		{ MQD__ENVELOPE__BODY_LEAVE, "leave" },
+		{ MQD__ENVELOPE__BODY_RETAINED_SYNC, "retained-sync" },
 		{ MQD__ENVELOPE__BODY__NOT_SET, "unknown" },
 	};
 	size_t i;
@@ -310,6 +361,7 @@ frame_suite(void)
 	TCase *tc = tcase_create("core");
 
 	tcase_add_test(tc, test_publish_round_trip);
+	tcase_add_test(tc, test_retained_round_trip);
 	tcase_add_test(tc, test_hello_round_trip);
 	tcase_add_test(tc, test_stream_and_incomplete);
 	tcase_add_test(tc, test_oversize);
