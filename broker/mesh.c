@@ -450,6 +450,12 @@ mesh_start(struct node *n)
 	log_info("cluster link listening node=%s bind=%s port=%u seeds=\"%s\"",
 	         cfg->node_name, cfg->cluster_bind, cfg->cluster_port,
 	         cfg->cluster_seeds);
+	if (!cfg->cluster_secret[0] && strcmp(cfg->cluster_bind, "127.0.0.1") &&
+	    strcmp(cfg->cluster_bind, "::1"))
+		log_warn("cluster link open without a secret: any host that "
+		         "reaches %s:%u can join and receive messages; set "
+		         "[cluster] secret (MQD_CLUSTER_SECRET)",
+		         cfg->cluster_bind, cfg->cluster_port);
 	return 0;
 }
 

@@ -248,3 +248,17 @@ def test_retained_set_while_node_down_reaches_it(start_broker, clients):
     b2 = _node(start_broker, "b", ports[1], seeds=[ports[0]],
                data_dir=b.data_dir, port=b.port)
     _retained_on(clients, b2, "down/#", {b"down/x": b"while b was down"})
+
+
+def test_open_cluster_port_without_secret_warns(start_broker):
+    """An operator learns at start that a cluster port reachable from
+    other hosts accepts any peer while no secret is set."""
+    open_ = _node(start_broker, "w1", free_port(), cluster_bind="0.0.0.0")
+    _wait_log(open_, r"warn cluster link open without a secret")
+    closed = _node(start_broker, "w2", free_port(), cluster_bind="0.0.0.0",
+                   cluster_secret="s")
+    loop = _node(start_broker, "w3", free_port())   # 127.0.0.1 (conftest)
+    _wait_log(closed, r"mqd started")
+    _wait_log(loop, r"mqd started")
+    assert "without a secret" not in closed.log_text()
+    assert "without a secret" not in loop.log_text()
