@@ -13,17 +13,7 @@
 #include <string.h>
 
 #include "proto/mqtt_int.h"
-
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-/* A broken property: stop here, so libFuzzer (or the replay test) reports
- * the input. */
-static void
-check(bool ok)
-{
-	if (!ok)
-		abort();
-}
+#include "test/fuzz/fuzz.h"
 
 static void
 entries_check(uint8_t version, const struct mqtt_packet *p)
