@@ -141,11 +141,23 @@ mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta)
 	free(r);
 }
 
+/* The Message Expiry a peer gets: the seconds left, at least 1 (0 would
+ * mean none), or 0 for a message without expiry. */
+static uint32_t
+mesh_expiry_s(const struct msg *m)
+{
+	uint32_t left;
+
+	if (!m->expiry_ms)
+		return 0;
+	left = msg_expiry_left_s(m, node_now_ms());
+	return left ? left : 1;
+}
+
 void
 mesh_forward(struct node *n, const struct msg *m)
 {
 	struct cluster_msg cm;
-	uint64_t now;
 
 	if (!n->mesh)
 		return;
@@ -157,13 +169,7 @@ mesh_forward(struct node *n, const struct msg *m)
 	cm.props = msg_props(m);
 	cm.qos = m->qos;
 	cm.retain = m->retain;
-	if (m->expiry_ms) {
-		now = node_now_ms();
-		cm.expiry_s =
-		        m->expiry_ms > now
-		                ? (uint32_t)((m->expiry_ms - now + 999) / 1000)
-		                : 1;
-	}
+	cm.expiry_s = mesh_expiry_s(m);
 	n->stats.cluster_forwarded += cluster_publish(n->mesh->c, &cm);
 }
 
@@ -257,13 +263,7 @@ mesh_retained(struct node *n, const struct msg *m)
 	r.qos = m->qos;
 	r.stamp = m->stamp;
 	r.origin_node = n->node_id;
-	if (m->expiry_ms) {
-		uint64_t now = node_now_ms();
-		r.expiry_s =
-		        m->expiry_ms > now
-		                ? (uint32_t)((m->expiry_ms - now + 999) / 1000)
-		                : 1;
-	}
+	r.expiry_s = mesh_expiry_s(m);
 	mesh_tomb_set(n->mesh, r.topic, m->payload_len ? 0 : m->stamp,
 	              n->node_id);
 	cluster_retained_set(n->mesh->c, &r);
@@ -326,12 +326,9 @@ mesh_each_retained_one(struct msg *m, void *arg)
 	r.qos = m->qos;
 	r.stamp = m->stamp;
 	r.origin_node = e->n->node_id;
-	if (m->expiry_ms) {
-		uint64_t now = node_now_ms();
-		if (m->expiry_ms <= now)
-			return;
-		r.expiry_s = (uint32_t)((m->expiry_ms - now + 999) / 1000);
-	}
+	if (m->expiry_ms && !msg_expiry_left_s(m, node_now_ms()))
+		return; /* expired: not handed over */
+	r.expiry_s = mesh_expiry_s(m);
 	e->fn(e->ctx, &r);
 }
 
@@ -441,10 +438,7 @@ mesh_start(struct node *n)
 	sess_foreach(n, mesh_count_session, n);
 	rc = cluster_start(n->base, &cc, &h, &m->c);
 	if (rc) {
-		mesh_stop(n);
-		log_error("cannot start the cluster link bind=%s port=%u "
-		          "err=\"%s\"",
-		          cfg->cluster_bind, cfg->cluster_port, err_str(rc));
+		mesh_stop(n); /* cluster_start logged the cause */
 		return rc;
 	}
 	log_info("cluster link listening node=%s bind=%s port=%u seeds=\"%s\"",

@@ -66,4 +66,14 @@ msg_props(const struct msg *m)
 		                    m->props_len };
 }
 
+/** Seconds of Message Expiry left at monotonic @p now, rounded up; 0 when
+ * it has expired. Only meaningful when m->expiry_ms is set. */
+static inline uint32_t
+msg_expiry_left_s(const struct msg *m, uint64_t now)
+{
+	return m->expiry_ms > now
+	               ? (uint32_t)((m->expiry_ms - now + 999) / 1000)
+	               : 0;
+}
+
 #endif

@@ -313,9 +313,7 @@ sess_publish_props(struct mqtt_publish *pub, const struct msg *m,
 		pub->props_raw = (struct mqtt_bytes){ fw.p + skip + 1,
 			                              fw.len - skip - 1 };
 	if (m->expiry_ms) {
-		uint64_t now = node_now_ms();
-		uint64_t left = m->expiry_ms > now ? m->expiry_ms - now : 0;
-		pr->message_expiry = (uint32_t)((left + 999) / 1000);
+		pr->message_expiry = msg_expiry_left_s(m, node_now_ms());
 		pr->present |= 1ull << MQTT_PROP_MESSAGE_EXPIRY;
 	}
 	for (i = 0; i < n_sub_ids && i < MQTT_MAX_SUB_IDS; i++)

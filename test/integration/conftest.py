@@ -30,6 +30,7 @@ test.
 """
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -112,6 +113,21 @@ class Broker:
                 return f.read()
         except FileNotFoundError:
             return ""
+
+    def wait_log(self, pattern, timeout, after=0):
+        """Waits until the log matches regex pattern at or after character
+        offset `after`; returns the seconds it took. Between reads it waits
+        on the process (its death ends the wait at once and fails)."""
+        rx = re.compile(pattern)
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < timeout:
+            if rx.search(self.log_text()[after:]):
+                return time.monotonic() - t0
+            if self.proc.poll() is not None:
+                break
+            _wait_exit(self.proc, 0.02)
+        raise AssertionError("no log line matching %r within %.0fs\n%s" % (
+            pattern, timeout, self.log_tail()))
 
     def log_tail(self, max_chars=30000):
         text = self.log_text()

@@ -11,7 +11,6 @@ arrives before it counts anything.
 """
 
 import os
-import re
 import signal
 import time
 
@@ -36,16 +35,7 @@ def _node(start_broker, name, cport, seeds=None, data_dir=None, port=None,
 
 
 def _wait_log(b, pattern, timeout=DEADLINE, after=0):
-    """Waits until the broker's log matches pattern (a regex) at or after
-    character offset `after`; returns the time it took."""
-    rx = re.compile(pattern)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        if rx.search(b.log_text()[after:]):
-            return time.monotonic() - t0
-        time.sleep(0.02)
-    raise AssertionError("no log line matching %r within %.0fs\n%s" % (
-        pattern, timeout, b.log_tail()))
+    return b.wait_log(pattern, timeout, after)
 
 
 def _alive(b, name, after=0):
@@ -213,8 +203,7 @@ def _retained_on(clients, node, flt, want, timeout=DEADLINE):
             got[p.topic] = p.payload
         c.disconnect()
         if got == want:
-            return
-        time.sleep(0.05)
+            return   # else: at once again (each try is a round trip)
     raise AssertionError("retained on %r: %r, want %r" % (flt, got, want))
 
 
