@@ -38,11 +38,15 @@ struct config {
 	uint32_t sync_interval_ms;         /* default 1000 */
 	uint64_t storage_max_size;         /* default 1 GiB */
 	/* [cluster] */
-	char *cluster_bind;      /* default "0.0.0.0" */
-	uint16_t cluster_port;   /* default 7883 */
-	char *cluster_advertise; /* default "" */
-	char *cluster_seeds;     /* default "" */
-	char *cluster_secret;    /* default "" */
+	char *cluster_bind;                  /* default "0.0.0.0" */
+	uint16_t cluster_port;               /* default 7883 */
+	char *cluster_advertise;             /* default "" */
+	char *cluster_seeds;                 /* default "" */
+	char *cluster_secret;                /* default "" */
+	uint32_t cluster_forward_timeout_ms; /* default 2000: how long a
+	                                      * publisher's ack waits for the
+	                                      * peers (durability sync) */
+	uint32_t cluster_outbox_max;         /* default 100000 per peer */
 	/* [admin] */
 	char *admin_bind;    /* default 127.0.0.1 */
 	uint16_t admin_port; /* default 8081 */

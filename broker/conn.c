@@ -41,6 +41,8 @@ struct out_item {
 enum conn_state {
 	CONN_NEW,     /* waiting for CONNECT */
 	CONN_AUTH,    /* MQTT 5 enhanced authentication under way */
+	CONN_PARKED,  /* CONNECT accepted, waiting for the cluster to hand
+	               * over its client id (reading paused) */
 	CONN_ACTIVE,  /* CONNACK sent */
 	CONN_CLOSING, /* I/O stopped, waiting for the reaper */
 };
@@ -105,21 +107,38 @@ struct conn {
 	uint8_t state;
 	bool dirty;
 	bool want_write;
-	bool read_on; /* EV_READ is in the interest set */
+	bool read_on;               /* EV_READ is in the interest set */
+	struct conn_parked *parked; /* CONN_PARKED: the CONNECT, else NULL */
 	bool will_on_close;
 	uint8_t peer_ip[16]; /* peer address (4 bytes used for IPv4) */
 	uint16_t peer_port;
 	uint8_t peer_family; /* AF_INET, AF_INET6, or 0 when unknown */
 };
 
+/* What a parked CONNECT needs to go on (conn_park). */
+struct conn_parked {
+	uint64_t req; /* the cluster's takeover request */
+	uint32_t expiry;
+	uint16_t keepalive;
+	uint16_t server_keepalive;
+	bool clean;
+	bool assigned;   /* the client id was assigned by the server */
+	char *auth_data; /* SCRAM server-final, or NULL */
+	size_t id_len;
+	char id[];
+};
+
 /* An ack queued behind a commit (see conn_ack_defer). */
 struct conn_ack {
 	struct conn_ack *next;
-	struct conn *c;        /* NULL once the connection is gone */
-	struct out_item *held; /* a held SUBACK/UNSUBACK, or NULL */
+	struct conn *c;                 /* NULL once the connection is gone */
+	struct out_item *held;          /* a held SUBACK/UNSUBACK, or NULL */
+	void (*fn)(void *arg, int err); /* conn_ack_call: its callback */
+	void *arg;
 	uint16_t pid;
 	uint8_t type;
 	uint8_t rc;
+	uint8_t waits; /* conn_ack_ready calls still to come */
 	bool ready;
 	bool failed; /* its commit failed */
 };
@@ -129,6 +148,15 @@ static void conn_set_reason(struct conn *c, struct mqtt_packet *p,
                             const char *why);
 static void conn_send_held(struct conn *c, const struct mqtt_packet *pkt);
 static void conn_write(struct conn *c);
+static void conn_connect_finish(struct conn *c, const char *id, size_t id_len,
+                                bool clean, uint32_t expiry, uint16_t keepalive,
+                                uint16_t server_keepalive, bool assigned,
+                                const char *auth_data);
+static bool conn_park(struct conn *c, const char *id, size_t id_len, bool clean,
+                      uint32_t expiry, uint16_t keepalive,
+                      uint16_t server_keepalive, bool assigned,
+                      const char *auth_data);
+static size_t conn_parse(struct conn *c, const uint8_t *p, size_t len);
 
 uint32_t
 conn_window(const struct conn *c)
@@ -449,6 +477,12 @@ conn_destroy(struct conn *c)
 		/* taken over: the old connection's will goes at once */
 		router_publish_will(n, c->will, c->v5 ? c->v5->will_expiry : 0);
 	}
+	if (c->parked) {
+		mesh_takeover_cancel(n, c, c->parked->req);
+		free(c->parked->auth_data);
+		free(c->parked);
+		c->parked = NULL;
+	}
 	msg_unref(c->will);
 	conn_v5_free(c->v5);
 	while (c->acks) {
@@ -498,7 +532,8 @@ conn_close_all(struct node *n, const char *why)
 static void
 conn_set_write(struct conn *c, bool on)
 {
-	bool read_on = c->out_bytes <= CONN_OUT_LIMIT;
+	bool read_on =
+	        c->out_bytes <= CONN_OUT_LIMIT && c->state != CONN_PARKED;
 	short what = EV_PERSIST | (on ? EV_WRITE : 0) | (read_on ? EV_READ : 0);
 
 	if ((c->want_write == on && c->read_on == read_on) ||
@@ -798,6 +833,19 @@ conn_refuse(struct conn *c, uint8_t rc, const char *why)
 	conn_close(c, why, false);
 }
 
+void
+conn_take_over(struct conn *old, const char *why)
+{
+	struct sess *s = old->sess;
+
+	old->sess = NULL;
+	if (s)
+		s->conn = NULL;
+	/* [MQTT-3.1.4-3] The old connection ends without DISCONNECT from
+	 * its client: its will goes; v5 tells it 0x8E. */
+	conn_abort(old, MQTT_RC_SESSION_TAKEN_OVER, why);
+}
+
 /* Makes a client id for a client that sent an empty one. */
 static int
 conn_generate_id(struct node *n, char *out, size_t len)
@@ -826,12 +874,7 @@ conn_attach_session(struct conn *c, const char *id, size_t len, bool clean,
 		struct conn *old = s->conn;
 		log_info("session taken over client=%s old_addr=%s new_addr=%s",
 		         s->client_id, conn_addr(old, ab2), conn_addr(c, ab));
-		old->sess = NULL;
-		s->conn = NULL;
-		/* [MQTT-3.1.4-3] The old connection ends without DISCONNECT
-		 * from its client: its will goes; v5 tells it 0x8E. */
-		conn_abort(old, MQTT_RC_SESSION_TAKEN_OVER,
-		           "session taken over");
+		conn_take_over(old, "session taken over");
 	}
 	if (s && (clean || s->expiry == 0)) {
 		sess_end(s);
@@ -851,6 +894,7 @@ conn_attach_session(struct conn *c, const char *id, size_t len, bool clean,
 			return ERR_NOMEM;
 	}
 	s->expiry = expiry;
+	mesh_sess_durable(s);
 	s->conn = c;
 	c->sess = s;
 	persist_session(s);
@@ -944,7 +988,6 @@ static void
 conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
                     const char *auth_data)
 {
-	char ab[CONN_ADDR_LEN];
 	struct node *n = c->node;
 	bool v5 = ck->version == MQTT_V5;
 	const char *id = (const char *)ck->client_id.p;
@@ -952,8 +995,7 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 	uint16_t keepalive = ck->keepalive, server_keepalive = 0;
 	uint32_t expiry;
 	char gen[128];
-	uint64_t writes;
-	int present, rc;
+	int rc;
 
 	rc = mqtt_client_id_check(ck->version, ck->clean_start, ck->client_id);
 	if (rc) {
@@ -989,31 +1031,183 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		    mqtt_props_has(&ck->will_props, MQTT_PROP_MESSAGE_EXPIRY))
 			c->v5->will_expiry = ck->will_props.message_expiry;
 	}
-	writes = n->persist_writes;
-	present = conn_attach_session(c, id, id_len, ck->clean_start, expiry);
-	if (present < 0)
-		goto out_nomem;
-	c->keepalive = keepalive;
-	c->deadline = keepalive ? node_now_ms() + keepalive * 1500ull : 0;
-	c->state = CONN_ACTIVE;
-	/* a CONNACK that reports a session state just written (a stored
-	 * session discarded or created) waits until it is on disk */
-	if (conn_send_connack(c, present, ck->client_id.len == 0,
-	                      server_keepalive, auth_data,
-	                      writes != n->persist_writes))
+	if (conn_park(c, id, id_len, ck->clean_start, expiry, keepalive,
+	              server_keepalive, ck->client_id.len == 0, auth_data))
+		return; /* goes on in conn_takeover_done */
+	if (c->state == CONN_CLOSING)
 		return;
-	log_info("client connected client=%s addr=%s proto=%u clean=%d "
-	         "keepalive=%u session_present=%d",
-	         c->sess->client_id, conn_addr(c, ab), ck->version,
-	         ck->clean_start, keepalive, present);
-	if (present)
-		sess_resume(c->sess);
+	conn_connect_finish(c, id, id_len, ck->clean_start, expiry, keepalive,
+	                    server_keepalive, ck->client_id.len == 0,
+	                    auth_data);
 	return;
 out_nomem:
 	conn_refuse(c,
 	            v5 ? MQTT_RC_SERVER_UNAVAILABLE
 	               : MQTT_CONNACK_V3_UNAVAILABLE,
 	            "out of memory");
+}
+
+/* The end of an accepted CONNECT: the session, the CONNACK. */
+static void
+conn_connect_finish(struct conn *c, const char *id, size_t id_len, bool clean,
+                    uint32_t expiry, uint16_t keepalive,
+                    uint16_t server_keepalive, bool assigned,
+                    const char *auth_data)
+{
+	char ab[CONN_ADDR_LEN];
+	struct node *n = c->node;
+	uint64_t writes = n->persist_writes;
+	int present;
+
+	present = conn_attach_session(c, id, id_len, clean, expiry);
+	if (present < 0) {
+		conn_refuse(c,
+		            c->v5 ? MQTT_RC_SERVER_UNAVAILABLE
+		                  : MQTT_CONNACK_V3_UNAVAILABLE,
+		            "out of memory");
+		return;
+	}
+	c->keepalive = keepalive;
+	c->deadline = keepalive ? node_now_ms() + keepalive * 1500ull : 0;
+	c->state = CONN_ACTIVE;
+	/* a CONNACK that reports a session state just written (a stored
+	 * session discarded or created, or one handed over by another node)
+	 * waits until it is on disk */
+	if (conn_send_connack(c, present, assigned, server_keepalive, auth_data,
+	                      writes != n->persist_writes))
+		return;
+	log_info("client connected client=%s addr=%s proto=%u clean=%d "
+	         "keepalive=%u session_present=%d",
+	         c->sess->client_id, conn_addr(c, ab), c->version, clean,
+	         keepalive, present);
+	if (present)
+		sess_resume(c->sess);
+}
+
+/* Asks the cluster for the client id when other nodes are linked: the
+ * CONNECT waits (reading paused) until they closed their connections for
+ * it and handed its session over. @return true when parked (or closed on
+ * no memory) */
+static bool
+conn_park(struct conn *c, const char *id, size_t id_len, bool clean,
+          uint32_t expiry, uint16_t keepalive, uint16_t server_keepalive,
+          bool assigned, const char *auth_data)
+{
+	struct conn_parked *pk;
+	uint64_t req;
+
+	if (assigned)
+		return false; /* a fresh id of this node's: nobody has it */
+	pk = calloc(1, sizeof(*pk) + id_len + 1);
+	if (!pk || (auth_data && !(pk->auth_data = strdup(auth_data)))) {
+		if (pk)
+			free(pk);
+		conn_refuse(c,
+		            c->v5 ? MQTT_RC_SERVER_UNAVAILABLE
+		                  : MQTT_CONNACK_V3_UNAVAILABLE,
+		            "out of memory");
+		return true;
+	}
+	req = mesh_takeover(c->node, c, id, id_len, clean);
+	if (!req) {
+		free(pk->auth_data);
+		free(pk);
+		return false;
+	}
+	pk->req = req;
+	pk->expiry = expiry;
+	pk->keepalive = keepalive;
+	pk->server_keepalive = server_keepalive;
+	pk->clean = clean;
+	pk->assigned = assigned;
+	pk->id_len = id_len;
+	memcpy(pk->id, id, id_len);
+	c->parked = pk;
+	c->state = CONN_PARKED;
+	conn_set_write(c, c->want_write); /* reading paused */
+	return true;
+}
+
+void
+conn_takeover_done(struct conn *c, bool refused, struct mqtt_bytes session)
+{
+	struct conn_parked *pk = c->parked;
+	struct node *n = c->node;
+	char ab[CONN_ADDR_LEN];
+	struct sess *s;
+	int err;
+
+	c->parked = NULL;
+	c->state = CONN_NEW;
+	if (refused) {
+		/* another node takes this id over, later: it wins */
+		log_info("client refused client=%s addr=%s reason=\"its id "
+		         "is taken over on another node\"",
+		         pk->id, conn_addr(c, ab));
+		conn_refuse(c,
+		            c->v5 ? MQTT_RC_SERVER_BUSY
+		                  : MQTT_CONNACK_V3_UNAVAILABLE,
+		            "client id taken over on another node");
+		goto out;
+	}
+	if (session.len && !pk->clean) {
+		s = sess_find(n, pk->id, pk->id_len);
+		if (s)
+			log_warn("session handed over ignored client=%s "
+			         "reason=\"a local one exists\"",
+			         s->client_id);
+		else if (!handoff_import(n, pk->id, pk->id_len, session, &err))
+			log_error(
+			        "session handed over lost client=%s err=\"%s\"",
+			        pk->id, err_str(err));
+		else
+			log_info("session handed over client=%s", pk->id);
+	}
+	conn_connect_finish(c, pk->id, pk->id_len, pk->clean, pk->expiry,
+	                    pk->keepalive, pk->server_keepalive, pk->assigned,
+	                    pk->auth_data);
+	if (c->state == CONN_CLOSING)
+		goto out;
+	conn_set_write(c, c->want_write); /* reading again */
+	if (c->rlen) {
+		/* what the client sent after CONNECT */
+		uint8_t *p = c->rbuf;
+		size_t len = c->rlen, done = conn_parse(c, p, len);
+		if (c->state != CONN_CLOSING && c->rbuf == p) {
+			memmove(p, p + done, len - done);
+			c->rlen = len - done;
+			if (!c->rlen) {
+				free(c->rbuf);
+				c->rbuf = NULL;
+			}
+		}
+	}
+out:
+	free(pk->auth_data);
+	free(pk);
+}
+
+void
+conn_takeover_lost(struct conn *c)
+{
+	struct conn_parked *pk = c->parked;
+
+	c->parked = NULL;
+	c->state = CONN_NEW;
+	conn_refuse(c,
+	            c->v5 ? MQTT_RC_SERVER_BUSY : MQTT_CONNACK_V3_UNAVAILABLE,
+	            "client id taken over on another node");
+	free(pk->auth_data);
+	free(pk);
+}
+
+const char *
+conn_parked_id(const struct conn *c, size_t *len)
+{
+	if (!c->parked)
+		return NULL;
+	*len = c->parked->id_len;
+	return c->parked->id;
 }
 
 /* User name / password of a CONNECT without enhanced authentication.
@@ -1210,9 +1404,29 @@ conn_ack_defer(struct conn *c, uint8_t type, uint16_t pid, uint8_t rc)
 	a->type = type;
 	a->pid = pid;
 	a->rc = rc;
+	a->waits = 1;
 	*c->acks_tail = a;
 	c->acks_tail = &a->next;
 	return a;
+}
+
+struct conn_ack *
+conn_ack_call(void (*fn)(void *arg, int err), void *arg)
+{
+	struct conn_ack *a = calloc(1, sizeof(*a));
+
+	if (!a)
+		return NULL;
+	a->fn = fn;
+	a->arg = arg;
+	a->waits = 1;
+	return a;
+}
+
+void
+conn_ack_hold(struct conn_ack *a)
+{
+	a->waits++;
 }
 
 void
@@ -1221,18 +1435,25 @@ conn_ack_ready(struct conn_ack *a, int err)
 	struct conn *c = a->c;
 	struct mqtt_packet pkt;
 
+	a->failed |= err != 0;
+	if (err && a->rc < 0x80)
+		a->rc = err == ERR_LIMIT ? MQTT_RC_QUOTA_EXCEEDED
+		                         : MQTT_RC_UNSPECIFIED;
+	if (--a->waits)
+		return; /* more to come */
+	if (a->fn) {
+		a->fn(a->arg, a->failed ? ERR_IO : 0);
+		free(a);
+		return;
+	}
 	if (!c) {
 		free(a);
 		return;
 	}
 	a->ready = true;
-	a->failed = err != 0;
-	if (err && a->rc < 0x80)
-		/* not durable: v5 says so (0x97 when storage is full, else
-		 * 0x80); a 3.1.1 client is closed below, so it will send the
-		 * message again */
-		a->rc = err == ERR_LIMIT ? MQTT_RC_QUOTA_EXCEEDED
-		                         : MQTT_RC_UNSPECIFIED;
+	/* not durable (a->failed): v5 says so by a->rc (0x97 when storage is
+	 * full, else 0x80); a 3.1.1 client is closed below, so it will send
+	 * the message again */
 	while ((a = c->acks) && a->ready) {
 		c->acks = a->next;
 		if (!c->acks)
@@ -1311,6 +1532,7 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	struct node *n = c->node;
 	struct mqtt_publish p = *in;
 	uint64_t writes = n->persist_writes;
+	struct mesh_wait *wait = NULL;
 	struct msg *m;
 	size_t hits;
 	uint8_t rc;
@@ -1372,18 +1594,21 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 		mesh_retained(n, m);
 	}
 	hits = router_publish(n, m);
-	mesh_forward(n, m);
+	hits += mesh_forward(n, m, p.qos ? &wait : NULL);
 	msg_unref(m);
 	if (!p.qos)
 		return;
-	/* v5: 0x10 tells the publisher nobody matched */
+	/* v5: 0x10 tells the publisher nobody matched (on any node) */
 	rc = hits ? MQTT_RC_SUCCESS : MQTT_RC_NO_MATCHING_SUBSCRIBERS;
-	if (writes != n->persist_writes) {
+	if (writes != n->persist_writes || wait) {
 		/* it was stored (retained, queued for persistent sessions,
-		 * or its QoS 2 id): the ack waits until that is on disk */
+		 * its QoS 2 id, or in an outbox): the ack waits until that
+		 * is on disk, and for the peers that queue it (wait) */
 		struct conn_ack *a = conn_ack_defer(
 		        c, p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC, p.packet_id,
 		        rc);
+		if (wait)
+			mesh_wait_attach(n, wait, a);
 		if (a)
 			persist_barrier(n, a);
 		return;
@@ -1538,6 +1763,7 @@ conn_on_disconnect(struct conn *c, const struct mqtt_disconnect *d)
 			return;
 		}
 		s->expiry = d->props.session_expiry;
+		mesh_sess_durable(s);
 	}
 	/* A normal end discards the will [MQTT-3.1.2-10]; v5 0x04 asks
 	 * for it to be published. */
@@ -1678,7 +1904,8 @@ conn_parse(struct conn *c, const uint8_t *p, size_t len)
 	int rc;
 
 	memset(&pkt, 0, sizeof(pkt));
-	while (done < len && c->state != CONN_CLOSING) {
+	while (done < len && c->state != CONN_CLOSING &&
+	       c->state != CONN_PARKED) {
 		rc = mqtt_frame(p + done, len - done, n->cfg->max_packet_size,
 		                &tf, &total);
 		if (rc == ERR_AGAIN)
@@ -1796,7 +2023,8 @@ conn_on_event(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	if ((what & EV_WRITE) && c->state != CONN_CLOSING)
 		conn_write(c);
-	if ((what & EV_READ) && c->state != CONN_CLOSING)
+	if ((what & EV_READ) && c->state != CONN_CLOSING &&
+	    c->state != CONN_PARKED)
 		conn_read(c);
 }
 

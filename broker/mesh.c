@@ -1,9 +1,19 @@
 /*
  * The broker side of the cluster: starts cluster/ with this node's hooks,
  * counts the local subscriptions per topic filter (a filter's first one
- * and its last one are route changes the peers hear about), forwards the
- * messages published here to the nodes whose routes match, and hands the
- * peers' messages to the local subscribers.
+ * and its last one are route changes the peers hear about, and so is
+ * whether a persistent session holds it), forwards the messages published
+ * here to the nodes whose routes match, and hands the peers' messages to
+ * the local subscribers.
+ *
+ * QoS >= 1 forwards are acknowledged: each waits in the peer's outbox
+ * (cluster/fwd.c in memory, written here to storage) until the peer says
+ * it queued it. Under durability sync the publisher's PUBACK / PUBREC
+ * also waits for those acks (struct mesh_wait), at most
+ * forward_timeout_ms, after which the outbox on disk carries the message.
+ * A peer's forward is acked once what it queued here is durable, and the
+ * highest one taken from each origin is stored with it (persist_mark), so
+ * that a resend after a restart is known as a duplicate.
  */
 #include "broker/node.h"
 
@@ -11,15 +21,44 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/event.h>
+
 #include "cluster/cluster.h"
 
 /* One topic filter with local subscribers. */
 struct mesh_route {
 	struct mesh_route *next;
 	uint32_t hash;
-	uint32_t refs; /* local subscriptions on it */
+	uint32_t refs;    /* local subscriptions on it */
+	uint32_t durable; /* of those, persistent sessions' */
 	uint16_t len;
 	char filter[];
+};
+
+/* A publisher's ack waiting for peers' acks (mesh_wait_attach). */
+struct mesh_wait {
+	struct mesh_wait *prev; /* mesh.waits, in deadline order */
+	struct mesh_wait *next;
+	struct conn_ack *a; /* NULL once released */
+	uint64_t deadline_ms;
+	uint32_t left; /* acks still to come */
+	uint32_t refs; /* outbox entries holding it, + 1 while listed */
+	bool listed;
+};
+
+/* A CONNECT waiting for the other nodes to hand its client id over. */
+struct mesh_park {
+	struct mesh_park *next;
+	struct conn *c;
+	uint64_t req;
+	uint64_t stamp; /* cluster clock when it asked */
+};
+
+/* A peer's forward to ack once what it queued here is durable. */
+struct mesh_fack {
+	struct node *n;
+	uint64_t origin;
+	uint64_t msg_id;
 };
 
 /* A retained message cleared (empty payload) and when: a peer's older
@@ -39,6 +78,10 @@ struct mesh {
 	size_t n;
 	struct mesh_tomb *tombs; /* list: clears are rare */
 	size_t n_tombs;
+	struct mesh_wait *waits; /* waiting publisher acks, oldest first */
+	struct mesh_wait *waits_tail;
+	struct event *wait_ev;    /* the oldest one's deadline */
+	struct mesh_park *parked; /* CONNECTs waiting for a takeover */
 };
 
 /* At most this many tombstones are kept; the oldest go first. */
@@ -88,8 +131,9 @@ mesh_grow(struct mesh *m)
 	return 0;
 }
 
-void
-mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta)
+static void
+mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta,
+               bool durable)
 {
 	struct mesh *m = n->mesh;
 	struct mesh_route **pp, *r;
@@ -114,6 +158,8 @@ mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta)
 	if (delta > 0) {
 		if (r) {
 			r->refs++;
+			if (durable && r->durable++ == 0 && m->c)
+				cluster_route_durable(m->c, f, true);
 			return;
 		}
 		r = malloc(sizeof(*r) + f.len);
@@ -124,21 +170,53 @@ mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta)
 		r->next = NULL;
 		r->hash = h;
 		r->refs = 1;
+		r->durable = durable;
 		r->len = (uint16_t)f.len;
 		memcpy(r->filter, f.p, f.len);
 		*pp = r;
 		m->n++;
 		if (m->c)
-			cluster_route_add(m->c, f);
+			cluster_route_add(m->c, f, durable);
 		return;
 	}
-	if (!r || --r->refs)
+	if (!r)
 		return;
+	if (durable && r->durable)
+		r->durable--;
+	if (--r->refs) {
+		if (durable && !r->durable && m->c)
+			cluster_route_durable(m->c, f, false);
+		return;
+	}
 	*pp = r->next;
 	m->n--;
 	if (m->c)
 		cluster_route_del(m->c, f);
 	free(r);
+}
+
+void
+mesh_sub_ref(struct sess *s, struct mqtt_bytes filter, int delta)
+{
+	mesh_route_ref(s->node, filter, delta, s->routes_durable);
+}
+
+void
+mesh_sess_durable(struct sess *s)
+{
+	bool durable = s->expiry != 0;
+	struct sess_sub *sub;
+
+	if (durable == s->routes_durable)
+		return;
+	for (sub = s->subs; sub; sub = sub->next) {
+		struct mqtt_bytes f = { (const uint8_t *)sub->filter,
+			                sub->len };
+		/* the new one first: the filter keeps a reference */
+		mesh_route_ref(s->node, f, +1, durable);
+		mesh_route_ref(s->node, f, -1, !durable);
+	}
+	s->routes_durable = durable;
 }
 
 /* The Message Expiry a peer gets: the seconds left, at least 1 (0 would
@@ -154,23 +232,201 @@ mesh_expiry_s(const struct msg *m)
 	return left ? left : 1;
 }
 
-void
-mesh_forward(struct node *n, const struct msg *m)
+/* @p m, published on this node, as cluster forwards it. */
+static void
+mesh_msg(const struct node *n, const struct msg *m, struct cluster_msg *cm)
 {
+	memset(cm, 0, sizeof(*cm));
+	cm->origin_node = n->node_id;
+	cm->msg_id = m->id;
+	cm->topic = msg_topic(m);
+	cm->payload = msg_payload(m);
+	cm->props = msg_props(m);
+	cm->qos = m->qos;
+	cm->retain = m->retain;
+	cm->expiry_s = mesh_expiry_s(m);
+}
+
+static void
+mesh_wait_unref(struct mesh_wait *w)
+{
+	if (!--w->refs)
+		free(w);
+}
+
+static void
+mesh_wait_unlist(struct mesh *ms, struct mesh_wait *w)
+{
+	if (!w->listed)
+		return;
+	w->listed = false;
+	if (w->prev)
+		w->prev->next = w->next;
+	else
+		ms->waits = w->next;
+	if (w->next)
+		w->next->prev = w->prev;
+	else
+		ms->waits_tail = w->prev;
+	mesh_wait_unref(w);
+}
+
+/* Lets the publisher's ack go (the peers acked, or the time is up). */
+static void
+mesh_wait_release(struct mesh *ms, struct mesh_wait *w)
+{
+	struct conn_ack *a = w->a;
+
+	w->a = NULL;
+	if (a)
+		conn_ack_ready(a, 0);
+	mesh_wait_unlist(ms, w);
+}
+
+static void
+mesh_wait_arm(struct mesh *ms)
+{
+	uint64_t now = node_now_ms(), ms_left;
+	struct timeval tv;
+
+	if (!ms->waits)
+		return;
+	ms_left =
+	        ms->waits->deadline_ms > now ? ms->waits->deadline_ms - now : 0;
+	tv.tv_sec = (time_t)(ms_left / 1000);
+	tv.tv_usec = (suseconds_t)(ms_left % 1000) * 1000;
+	event_add(ms->wait_ev, &tv);
+}
+
+static void
+mesh_on_wait_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct node *n = arg;
+	struct mesh *ms = n->mesh;
+	uint64_t now = node_now_ms();
+
+	(void)fd;
+	(void)what;
+	while (ms->waits && ms->waits->deadline_ms <= now) {
+		n->stats.cluster_ack_timeouts++;
+		mesh_wait_release(ms, ms->waits);
+	}
+	mesh_wait_arm(ms);
+}
+
+void
+mesh_wait_attach(struct node *n, struct mesh_wait *w, struct conn_ack *a)
+{
+	struct mesh *ms = n->mesh;
+
+	if (!a) {
+		mesh_wait_unref(w); /* the list's reference, never taken */
+		return;
+	}
+	conn_ack_hold(a);
+	w->a = a;
+	w->deadline_ms = node_now_ms() + n->cfg->cluster_forward_timeout_ms;
+	w->listed = true;
+	w->next = NULL;
+	w->prev = ms->waits_tail;
+	if (ms->waits_tail)
+		ms->waits_tail->next = w;
+	else
+		ms->waits = w;
+	ms->waits_tail = w;
+	if (ms->waits == w)
+		mesh_wait_arm(ms);
+}
+
+/* cluster_hooks.forward_done: a peer acked a forward (or it expired). */
+static void
+mesh_on_forward_done(void *arg, uint64_t node_id, uint64_t msg_id, void *cookie,
+                     bool acked)
+{
+	struct node *n = arg;
+	struct mesh_wait *w = cookie;
+
+	(void)acked;
+	persist_outbox_del(n, node_id, msg_id);
+	if (!w)
+		return;
+	if (w->left && !--w->left && w->a)
+		mesh_wait_release(n->mesh, w);
+	mesh_wait_unref(w);
+}
+
+/* cluster_hooks.forward_forget: the outboxes are freed (stop). */
+static void
+mesh_on_forward_forget(void *arg, void *cookie)
+{
+	(void)arg;
+	mesh_wait_unref(cookie);
+}
+
+size_t
+mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
+{
+	struct cluster_fwd f;
 	struct cluster_msg cm;
+	struct mesh_wait *w = NULL;
+	size_t i, sent;
 
 	if (!n->mesh)
+		return 0;
+	if (wait && m->qos && persist_on(n) &&
+	    n->cfg->durability == CONFIG_DURABILITY_SYNC &&
+	    n->cfg->cluster_forward_timeout_ms) {
+		w = calloc(1, sizeof(*w));
+		if (!w)
+			log_error("cluster publish: out of memory, the ack "
+			          "does not wait for the peers");
+	}
+	mesh_msg(n, m, &cm);
+	sent = cluster_publish(n->mesh->c, &cm, w, &f);
+	n->stats.cluster_forwarded += sent;
+	for (i = 0; i < f.n_peers; i++)
+		persist_outbox_put(n, f.peers[i], m);
+	if (w) {
+		if (f.waiting) {
+			w->left = (uint32_t)f.waiting;
+			w->refs = (uint32_t)f.waiting + 1;
+			*wait = w;
+		} else {
+			free(w);
+		}
+	}
+	return f.n_peers > sent ? f.n_peers : sent;
+}
+
+static void
+mesh_fack_done(void *arg, int err)
+{
+	struct mesh_fack *fa = arg;
+	struct node *n = fa->n;
+
+	/* not durable (err): no ack, the origin sends it again on its
+	 * next link */
+	if (!err && n->mesh)
+		cluster_forward_ack(n->mesh->c, fa->origin, fa->msg_id);
+	free(fa);
+}
+
+/* Acks a peer's forward once every change made so far is durable. */
+static void
+mesh_ack_after_commit(struct node *n, uint64_t origin, uint64_t msg_id)
+{
+	struct mesh_fack *fa = malloc(sizeof(*fa));
+	struct conn_ack *a = fa ? conn_ack_call(mesh_fack_done, fa) : NULL;
+
+	if (!a) {
+		free(fa);
+		log_error("cluster forward not acked: out of memory");
 		return;
-	memset(&cm, 0, sizeof(cm));
-	cm.origin_node = n->node_id;
-	cm.msg_id = m->id;
-	cm.topic = msg_topic(m);
-	cm.payload = msg_payload(m);
-	cm.props = msg_props(m);
-	cm.qos = m->qos;
-	cm.retain = m->retain;
-	cm.expiry_s = mesh_expiry_s(m);
-	n->stats.cluster_forwarded += cluster_publish(n->mesh->c, &cm);
+	}
+	fa->n = n;
+	fa->origin = origin;
+	fa->msg_id = msg_id;
+	persist_barrier(n, a);
 }
 
 /* cluster_hooks.deliver: a peer's message for the local subscribers. */
@@ -178,8 +434,15 @@ static void
 mesh_on_deliver(void *arg, const struct cluster_msg *cm)
 {
 	struct node *n = arg;
+	uint64_t writes = n->persist_writes;
 	struct msg *m;
 
+	if (cm->dup) {
+		/* taken before: ack once what it queued is durable */
+		n->stats.cluster_duplicates++;
+		mesh_ack_after_commit(n, cm->origin_node, cm->msg_id);
+		return;
+	}
 	m = msg_new(cm->topic, cm->payload, cm->props, cm->qos, cm->retain);
 	if (!m) {
 		log_error("cluster message dropped: out of memory");
@@ -191,6 +454,15 @@ mesh_on_deliver(void *arg, const struct cluster_msg *cm)
 	n->stats.cluster_received++;
 	router_publish(n, m); /* local subscribers only: never sent on */
 	msg_unref(m);
+	if (!cm->ack)
+		return;
+	if (writes == n->persist_writes) {
+		/* nothing stored: queued in memory only, acked now */
+		cluster_forward_ack(n->mesh->c, cm->origin_node, cm->msg_id);
+		return;
+	}
+	persist_mark(n, cm->origin_node, cm->msg_id);
+	mesh_ack_after_commit(n, cm->origin_node, cm->msg_id);
 }
 
 static struct mesh_tomb **
@@ -359,7 +631,8 @@ mesh_each_retained(void *arg,
 
 /* cluster_hooks.each_route: the snapshot for a (re)connected peer. */
 static void
-mesh_each_route(void *arg, void (*fn)(void *ctx, struct mqtt_bytes filter),
+mesh_each_route(void *arg,
+                void (*fn)(void *ctx, struct mqtt_bytes filter, bool durable),
                 void *ctx)
 {
 	struct node *n = arg;
@@ -368,8 +641,10 @@ mesh_each_route(void *arg, void (*fn)(void *ctx, struct mqtt_bytes filter),
 
 	for (i = 0; i < n->mesh->cap; i++)
 		for (r = n->mesh->slots[i]; r; r = r->next)
-			fn(ctx, (struct mqtt_bytes){ (const uint8_t *)r->filter,
-			                             r->len });
+			fn(ctx,
+			   (struct mqtt_bytes){ (const uint8_t *)r->filter,
+			                        r->len },
+			   r->durable > 0);
 }
 
 static void
@@ -397,11 +672,174 @@ mesh_count_session(struct sess *s, void *arg)
 {
 	struct sess_sub *sub;
 
+	(void)arg;
 	for (sub = s->subs; sub; sub = sub->next)
-		mesh_route_ref(arg,
-		               (struct mqtt_bytes){
-		                       (const uint8_t *)sub->filter, sub->len },
-		               +1);
+		mesh_sub_ref(s,
+		             (struct mqtt_bytes){ (const uint8_t *)sub->filter,
+		                                  sub->len },
+		             +1);
+}
+
+/* ---- cluster-wide client ids ---- */
+
+uint64_t
+mesh_takeover(struct node *n, struct conn *c, const char *id, size_t len,
+              bool clean)
+{
+	struct mesh *ms = n->mesh;
+	struct mesh_park *pk;
+	uint64_t stamp;
+
+	if (!ms || !ms->c)
+		return 0;
+	pk = malloc(sizeof(*pk));
+	if (!pk)
+		return 0; /* no memory: this node's view alone */
+	stamp = cluster_hlc_now(ms->c);
+	pk->req = cluster_takeover(
+	        ms->c, (struct mqtt_bytes){ (const uint8_t *)id, len }, clean,
+	        stamp);
+	if (!pk->req) {
+		free(pk);
+		return 0;
+	}
+	pk->c = c;
+	pk->stamp = stamp;
+	pk->next = ms->parked;
+	ms->parked = pk;
+	return pk->req;
+}
+
+/* Takes the park record of @p c (or of request @p req) out of the list. */
+static struct mesh_park *
+mesh_park_take(struct mesh *ms, const struct conn *c, uint64_t req)
+{
+	struct mesh_park **pp, *pk;
+
+	for (pp = &ms->parked; (pk = *pp); pp = &pk->next) {
+		if (pk->c == c || (!c && pk->req == req)) {
+			*pp = pk->next;
+			return pk;
+		}
+	}
+	return NULL;
+}
+
+void
+mesh_takeover_cancel(struct node *n, struct conn *c, uint64_t req)
+{
+	struct mesh_park *pk;
+
+	if (!n->mesh)
+		return;
+	pk = mesh_park_take(n->mesh, c, 0);
+	free(pk);
+	cluster_takeover_cancel(n->mesh->c, req);
+}
+
+/* cluster_hooks.takeover_done */
+static void
+mesh_on_takeover_done(void *arg, uint64_t req, bool refused,
+                      struct mqtt_bytes session)
+{
+	struct node *n = arg;
+	struct mesh_park *pk = mesh_park_take(n->mesh, NULL, req);
+	struct conn *c;
+
+	if (!pk)
+		return;
+	c = pk->c;
+	free(pk);
+	conn_takeover_done(c, refused, session);
+}
+
+/* cluster_hooks.takeover: node @p from_node takes client id @p idb over. */
+static bool
+mesh_on_takeover(void *arg, struct mqtt_bytes idb, bool clean, uint64_t stamp,
+                 uint64_t from_node, struct buf *out, size_t max)
+{
+	struct node *n = arg;
+	struct mesh *ms = n->mesh;
+	const char *id = (const char *)idb.p;
+	struct mesh_park *pk;
+	struct sess *s;
+	size_t len;
+
+	for (pk = ms->parked; pk; pk = pk->next) {
+		const char *pid = conn_parked_id(pk->c, &len);
+		if (pid && len == idb.len && !memcmp(pid, id, len))
+			break;
+	}
+	if (pk) {
+		/* both nodes take it over at once: the later CONNECT wins */
+		if (pk->stamp > stamp ||
+		    (pk->stamp == stamp && n->node_id > from_node))
+			return false;
+		mesh_park_take(ms, pk->c, 0);
+		cluster_takeover_cancel(ms->c, pk->req);
+		conn_takeover_lost(pk->c);
+		free(pk);
+	}
+	s = sess_find(n, id, idb.len);
+	if (!s)
+		return true;
+	if (s->conn)
+		/* [MQTT-3.1.4-3] the old connection ends: v5 tells it 0x8E,
+		 * its will goes */
+		conn_take_over(s->conn, "session taken over on another node");
+	if (clean || !s->expiry) {
+		sess_end(s);
+		return true;
+	}
+	if (handoff_export(s, out, true) || out->len > max) {
+		buf_reset(out);
+		log_warn("session handed over without its queue client=%s "
+		         "queued=%u reason=\"too large\"",
+		         s->client_id, s->n_queued);
+		if (handoff_export(s, out, false) || out->len > max)
+			buf_reset(out);
+	}
+	log_info("session handed over client=%s to_node=%016llx", s->client_id,
+	         (unsigned long long)from_node);
+	/* it lives on there: no will, no expiry here */
+	persist_session_del(s);
+	sess_destroy(s);
+	return true;
+}
+
+static void
+mesh_restore_mark(void *arg, uint64_t origin, uint64_t msg_id)
+{
+	cluster_mark_restore(arg, origin, msg_id);
+}
+
+/* Hands the outbox entries and marks loaded from storage to cluster. */
+static int
+mesh_restore(struct node *n)
+{
+	struct cluster *c = n->mesh->c;
+	struct cluster_msg cm;
+	size_t i, dropped = 0;
+
+	for (i = 0; i < n->n_obox_load; i++) {
+		struct msg *m = n->obox_load[i].m;
+		mesh_msg(n, m, &cm);
+		if (cluster_outbox_restore(c, n->obox_load[i].peer, &cm) != 0) {
+			/* over outbox_max (lowered since): dropped */
+			persist_outbox_del(n, n->obox_load[i].peer, m->id);
+			dropped++;
+		}
+		msg_unref(m);
+	}
+	if (dropped)
+		log_warn("cluster outbox entries dropped at start count=%zu "
+		         "reason=\"outbox_max\"",
+		         dropped);
+	n->n_obox_load = 0;
+	free(n->obox_load);
+	n->obox_load = NULL;
+	n->cap_obox_load = 0;
+	return persist_load_marks(n, mesh_restore_mark, c);
 }
 
 int
@@ -426,19 +864,36 @@ mesh_start(struct node *n)
 	cc.advertise = cfg->cluster_advertise;
 	cc.seeds = cfg->cluster_seeds;
 	cc.secret = cfg->cluster_secret;
+	cc.outbox_max = cfg->cluster_outbox_max;
 	memset(&h, 0, sizeof(h));
 	h.arg = n;
 	h.deliver = mesh_on_deliver;
 	h.each_route = mesh_each_route;
 	h.retained_apply = mesh_on_retained;
 	h.each_retained = mesh_each_retained;
+	h.forward_done = mesh_on_forward_done;
+	h.forward_forget = mesh_on_forward_forget;
+	h.takeover = mesh_on_takeover;
+	h.takeover_done = mesh_on_takeover_done;
 	h.log = mesh_on_log;
 	n->mesh = m;
 	/* the subscriptions loaded from storage are routes already */
 	sess_foreach(n, mesh_count_session, n);
+	m->wait_ev = event_new(n->base, -1, 0, mesh_on_wait_timer, n);
+	if (!m->wait_ev) {
+		mesh_stop(n);
+		return ERR_NOMEM;
+	}
 	rc = cluster_start(n->base, &cc, &h, &m->c);
 	if (rc) {
 		mesh_stop(n); /* cluster_start logged the cause */
+		return rc;
+	}
+	rc = mesh_restore(n);
+	if (rc) {
+		log_error("cannot restore the cluster outbox err=\"%s\"",
+		          err_str(rc));
+		mesh_stop(n);
 		return rc;
 	}
 	log_info("cluster link listening node=%s bind=%s port=%u seeds=\"%s\"",
@@ -463,6 +918,15 @@ mesh_stop(struct node *n)
 	if (!m)
 		return;
 	cluster_stop(m->c); /* tells the peers this node leaves; NULL: no-op */
+	while (m->waits)    /* the publishers' acks go (their commit permits) */
+		mesh_wait_release(m, m->waits);
+	while (m->parked) { /* their connections close with the node */
+		struct mesh_park *pk = m->parked;
+		m->parked = pk->next;
+		free(pk);
+	}
+	if (m->wait_ev)
+		event_free(m->wait_ev);
 	for (i = 0; i < m->cap; i++) {
 		for (r = m->slots[i]; r; r = next) {
 			next = r->next;

@@ -44,8 +44,11 @@ struct node_stats {
 	uint64_t msgs_dropped_too_large;  /* over a v5 client's packet size */
 	uint64_t bytes_in;
 	uint64_t bytes_out;
-	uint64_t cluster_forwarded; /* message copies sent to peers */
-	uint64_t cluster_received;  /* messages peers forwarded here */
+	uint64_t cluster_forwarded;    /* message copies sent to peers */
+	uint64_t cluster_received;     /* messages peers forwarded here */
+	uint64_t cluster_duplicates;   /* forwards received again (acked) */
+	uint64_t cluster_ack_timeouts; /* publisher acks that stopped waiting
+	                                * for peers (forward_timeout_ms) */
 };
 
 /* One matched subscriber during routing (see router.c). */
@@ -103,10 +106,18 @@ struct node {
 	struct conn_ack **wacks;    /* released when wbatch is durable */
 	size_t n_wacks;
 	size_t cap_wacks;
-	uint32_t wgen;           /* generation of wbatch (msg->batch_gen) */
-	struct event wflush_ev;  /* submits wbatch after the current turn */
-	uint64_t next_seq;       /* queue order of QoS 1/2 deliveries */
-	uint64_t persist_errors; /* batches that failed to commit */
+	uint32_t wgen;              /* generation of wbatch (msg->batch_gen) */
+	struct event wflush_ev;     /* submits wbatch after the current turn */
+	uint64_t next_seq;          /* queue order of QoS 1/2 deliveries */
+	uint64_t persist_errors;    /* batches that failed to commit */
+	struct persist_mark *marks; /* per origin node: highest forward
+	                             * taken (persist_mark) */
+	size_t n_marks;
+	size_t cap_marks;
+	struct persist_obox *obox_load; /* outbox entries loaded at start,
+	                                 * until mesh_start hands them over */
+	size_t n_obox_load;
+	size_t cap_obox_load;
 	size_t hits_cap;
 	uint8_t *rx; /* shared read buffer */
 	size_t rx_cap;
@@ -251,6 +262,7 @@ struct sess {
 	uint64_t will_at;     /* ms */
 	uint32_t will_expiry; /* its Message Expiry Interval, seconds */
 	bool persisted;       /* its record is in storage */
+	bool routes_durable;  /* its routes count as durable (mesh.c) */
 	uint8_t version;      /* protocol level of the last connection */
 	uint64_t route_gen;   /* == node->route_gen while matched */
 	size_t route_idx;     /* its slot in node->hits while matched */
@@ -346,6 +358,23 @@ struct msg *router_msg_new(struct node *n, struct mqtt_bytes topic,
 struct conn_ack *conn_ack_defer(struct conn *c, uint8_t type, uint16_t pid,
                                 uint8_t rc);
 void conn_ack_ready(struct conn_ack *a, int err);
+/** The cluster answered the takeover of a parked CONNECT (conn_park):
+ * @p refused (another node takes the id over, later: CONNACK 0x89), or go
+ * on with @p session (handed over by another node; len 0: none). */
+void conn_takeover_done(struct conn *c, bool refused,
+                        struct mqtt_bytes session);
+/** Ends @p old, whose session a new connection takes (here or on
+ * another node): detached from it, DISCONNECT 0x8E (v5), its will goes. */
+void conn_take_over(struct conn *old, const char *why);
+/** A parked CONNECT lost to another node's later takeover of its id. */
+void conn_takeover_lost(struct conn *c);
+/** The client id of a parked CONNECT, or NULL when @p c is not parked. */
+const char *conn_parked_id(const struct conn *c, size_t *len);
+/** @p a waits for one more conn_ack_ready before it goes. */
+void conn_ack_hold(struct conn_ack *a);
+/** An ack that belongs to no connection: its conn_ack_ready calls
+ * @p fn(@p arg, err) and frees it. @return NULL on no memory */
+struct conn_ack *conn_ack_call(void (*fn)(void *arg, int err), void *arg);
 /**
  * Queues a PUBLISH (as conn_send) that is not written, nor anything queued
  * after it, until every storage change made so far is durable: a QoS 2
@@ -402,6 +431,32 @@ void persist_out_del(struct sess *s, const struct sess_out *o);
  * PUBREL. */
 void persist_qos2_in(struct sess *s, uint16_t pid, bool on);
 
+/* The highest forward taken from one origin node (persist_mark). */
+struct persist_mark {
+	uint64_t origin;
+	uint64_t msg_id;
+	bool dirty; /* not yet in a batch */
+};
+
+/* An outbox entry loaded at start (mesh_start restores it). */
+struct persist_obox {
+	uint64_t peer;
+	struct msg *m; /* reference held */
+};
+
+/** Writes an outbox entry: @p m waits for the ack of peer node @p peer
+ * (its payload once per batch, shared with the sessions queueing it). */
+void persist_outbox_put(struct node *n, uint64_t peer, struct msg *m);
+/** Deletes an outbox entry (acked, or expired). */
+void persist_outbox_del(struct node *n, uint64_t peer, uint64_t msg_id);
+/** The highest forward taken from node @p origin is now @p msg_id:
+ * written with the batch of this turn, so with what it queued. */
+void persist_mark(struct node *n, uint64_t origin, uint64_t msg_id);
+/** Calls @p fn for each mark stored. @return 0 or ERR_* */
+int persist_load_marks(struct node *n,
+                       void (*fn)(void *arg, uint64_t origin, uint64_t msg_id),
+                       void *arg);
+
 /* ---- mesh.c ---- */
 
 /** Starts the cluster link (after storage: it needs the node id and the
@@ -409,17 +464,47 @@ void persist_qos2_in(struct sess *s, uint16_t pid, bool on);
 int mesh_start(struct node *n);
 /** Tells the peers this node leaves and closes the links. */
 void mesh_stop(struct node *n);
-/** A local subscription to @p filter was added (+1) or removed (-1); a
- * filter's first and last ones are announced to the peers. */
-void mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta);
-/** Sends a message published on this node to the peers whose routes match
- * it (once per peer). */
-void mesh_forward(struct node *n, const struct msg *m);
+/** A subscription of @p s to @p filter was added (+1) or removed (-1); a
+ * filter's first and last ones are announced to the peers, and so is
+ * whether a persistent session holds it (a durable route). */
+void mesh_sub_ref(struct sess *s, struct mqtt_bytes filter, int delta);
+/** @p s's Session Expiry changed: its routes become durable or not. */
+void mesh_sess_durable(struct sess *s);
+struct mesh_wait;
+/**
+ * Sends a message published on this node to the peers whose routes match
+ * it (once per peer); QoS >= 1 goes through the per-peer outboxes, written
+ * to storage. @p wait (may be NULL) is set, under durability sync, when
+ * linked peers will ack it: attach the publisher's ack with
+ * mesh_wait_attach. @return the number of peers it went to
+ */
+size_t mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait);
+/** Holds @p a until every peer of @p w acked, or [cluster]
+ * forward_timeout_ms passed (the outbox carries the message then). */
+void mesh_wait_attach(struct node *n, struct mesh_wait *w, struct conn_ack *a);
+/** Asks the other nodes to hand over client id @p id for CONNECT @p c
+ * (conn_takeover_done follows). @return the request, 0 when no other node
+ * is linked (go on at once) */
+uint64_t mesh_takeover(struct node *n, struct conn *c, const char *id,
+                       size_t len, bool clean);
+/** @p c closed while parked: forget its request. */
+void mesh_takeover_cancel(struct node *n, struct conn *c, uint64_t req);
 /** A stamp (cluster clock) for a retained change made on this node. */
 uint64_t mesh_stamp(struct node *n);
 /** Replicates a retained change made on this node (@p m stamped, an empty
  * payload clears the topic) to every peer. */
 void mesh_retained(struct node *n, const struct msg *m);
+
+/* ---- handoff.c ---- */
+
+/** Appends @p s (subscriptions, in-flight and, with @p queue, queued
+ * messages, packet ids) to @p b in the handoff format. @return 0 or
+ * ERR_NOMEM */
+int handoff_export(const struct sess *s, struct buf *b, bool queue);
+/** A new persistent session @p id from a handoff blob, stored.
+ * @return it, or NULL with *err (ERR_MALFORMED, ERR_NOMEM) */
+struct sess *handoff_import(struct node *n, const char *id, size_t len,
+                            struct mqtt_bytes blob, int *err);
 
 /* ---- share.c ---- */
 

@@ -7,6 +7,7 @@
  */
 #include "broker/node.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -50,6 +51,45 @@ persist_id(const struct sess *s)
 	return (struct mqtt_bytes){ (const uint8_t *)s->client_id, s->id_len };
 }
 
+/* The client id an outbox entry is stored under: 0xff (never in UTF-8,
+ * so never a client's id), "outbox:" and the peer's node id in hex. Its
+ * entries are queue entries (seq = msg_id) sharing the payload records. */
+#define PERSIST_OBOX_PREFIX \
+	"\xff"              \
+	"outbox:"
+#define PERSIST_OBOX_LEN (sizeof(PERSIST_OBOX_PREFIX) - 1 + 16)
+
+static struct mqtt_bytes
+persist_obox_id(char *buf, uint64_t peer)
+{
+	snprintf(buf, PERSIST_OBOX_LEN + 1, PERSIST_OBOX_PREFIX "%016llx",
+	         (unsigned long long)peer);
+	return (struct mqtt_bytes){ (const uint8_t *)buf, PERSIST_OBOX_LEN };
+}
+
+/* @return true with *peer set when @p cid is an outbox's client id */
+static bool
+persist_obox_peer(struct mqtt_bytes cid, uint64_t *peer)
+{
+	size_t pre = sizeof(PERSIST_OBOX_PREFIX) - 1, i;
+	uint64_t v = 0;
+
+	if (cid.len != PERSIST_OBOX_LEN ||
+	    memcmp(cid.p, PERSIST_OBOX_PREFIX, pre) != 0)
+		return false;
+	for (i = pre; i < cid.len; i++) {
+		uint8_t ch = cid.p[i];
+		int d = ch >= '0' && ch <= '9'   ? ch - '0'
+		        : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+		                                 : -1;
+		if (d < 0)
+			return false;
+		v = v << 4 | (uint64_t)d;
+	}
+	*peer = v;
+	return true;
+}
+
 /* The acks a submitted batch releases. */
 struct persist_acks {
 	struct node *n;
@@ -81,6 +121,20 @@ persist_done(void *arg, int err)
 	free(pa);
 }
 
+/* The marks that moved this turn go into its batch. */
+static void
+persist_marks_add(struct node *n, struct store_batch *b)
+{
+	size_t i;
+
+	for (i = 0; i < n->n_marks; i++) {
+		if (!n->marks[i].dirty)
+			continue;
+		n->marks[i].dirty = false;
+		store_batch_mark_put(b, n->marks[i].origin, n->marks[i].msg_id);
+	}
+}
+
 /* Submits the batch of this turn with the acks waiting for it. */
 static void
 persist_flush(struct node *n)
@@ -92,6 +146,7 @@ persist_flush(struct node *n)
 
 	if (!b)
 		return;
+	persist_marks_add(n, b);
 	n->wbatch = NULL;
 	n->n_wacks = 0;
 	pa = malloc(sizeof(*pa) + count * sizeof(pa->a[0]));
@@ -288,30 +343,38 @@ persist_sub(struct sess *s, struct mqtt_bytes filter,
 	persist_added(n, store_batch_sub_put(b, &sub));
 }
 
+/* Puts @p m's payload record into @p b unless this batch has it: a
+ * fan-out stores one copy. */
+static void
+persist_payload_once(struct node *n, struct store_batch *b, struct msg *m)
+{
+	struct store_payload p;
+
+	if (m->batch_gen == n->wgen)
+		return;
+	m->batch_gen = n->wgen;
+	memset(&p, 0, sizeof(p));
+	p.msg_id = m->id;
+	p.topic = msg_topic(m);
+	p.payload = msg_payload(m);
+	p.props = msg_props(m);
+	p.qos = m->qos;
+	p.retain = m->retain;
+	p.expires_at = persist_to_wall(m->expiry_ms);
+	persist_added(n, store_batch_payload_put(b, &p));
+}
+
 void
 persist_queue_put(struct sess *s, const struct sess_out *o)
 {
 	struct node *n = s->node;
 	struct store_queue_entry q;
-	struct store_payload p;
 	struct store_batch *b;
 	struct msg *m = o->msg;
 
 	if (!persist_sess_on(s) || !(b = persist_batch(n)))
 		return;
-	if (m->batch_gen != n->wgen) {
-		/* once per batch: a fan-out stores one copy */
-		m->batch_gen = n->wgen;
-		memset(&p, 0, sizeof(p));
-		p.msg_id = m->id;
-		p.topic = msg_topic(m);
-		p.payload = msg_payload(m);
-		p.props = msg_props(m);
-		p.qos = m->qos;
-		p.retain = m->retain;
-		p.expires_at = persist_to_wall(m->expiry_ms);
-		persist_added(n, store_batch_payload_put(b, &p));
-	}
+	persist_payload_once(n, b, m);
 	memset(&q, 0, sizeof(q));
 	q.client_id = persist_id(s);
 	q.seq = o->seq;
@@ -467,6 +530,7 @@ struct persist_load {
 	size_t subs;
 	size_t queued;
 	size_t inflight;
+	size_t outbox;
 	size_t expired;
 };
 
@@ -625,6 +689,34 @@ persist_load_inflight(void *arg, const struct store_inflight *f)
 	return 0;
 }
 
+/* An outbox entry: kept for mesh_start (which hands it to cluster). */
+static int
+persist_load_obox(struct persist_load *l, uint64_t peer, struct msg *m,
+                  const struct store_queue_entry *q)
+{
+	struct node *n = l->n;
+	struct persist_obox *v;
+
+	if (!m || m->expiry_ms == 1) {
+		store_batch_queue_del(l->gone, q->client_id, q->seq);
+		if (m)
+			l->expired++;
+		return 0;
+	}
+	if (n->n_obox_load == n->cap_obox_load) {
+		size_t cap = n->cap_obox_load ? n->cap_obox_load * 2 : 64;
+		v = realloc(n->obox_load, cap * sizeof(*v));
+		if (!v)
+			return ERR_NOMEM;
+		n->obox_load = v;
+		n->cap_obox_load = cap;
+	}
+	n->obox_load[n->n_obox_load++] =
+	        (struct persist_obox){ peer, msg_ref(m) };
+	l->outbox++;
+	return 0;
+}
+
 static int
 persist_load_queue(void *arg, const struct store_queue_entry *q)
 {
@@ -632,7 +724,10 @@ persist_load_queue(void *arg, const struct store_queue_entry *q)
 	struct sess *s = persist_load_sess(l, q->client_id);
 	struct msg *m = persist_msgs_get(&l->msgs, q->msg_id);
 	struct sess_out *o;
+	uint64_t peer;
 
+	if (!s && persist_obox_peer(q->client_id, &peer))
+		return persist_load_obox(l, peer, m, q);
 	if (!s)
 		return 0;
 	if (q->seq >= l->n->next_seq)
@@ -797,14 +892,14 @@ persist_open(struct node *n)
 	sess_tick(n, node_now_ms());
 	log_info("storage loaded data_dir=%s durability=%s schema=%u "
 	         "retained=%zu sessions=%zu subscriptions=%zu queued=%zu "
-	         "inflight=%zu messages=%zu expired=%zu ms=%llu",
+	         "inflight=%zu outbox=%zu messages=%zu expired=%zu ms=%llu",
 	         cfg->data_dir,
 	         persist_on(n) ? (cfg->durability == CONFIG_DURABILITY_SYNC
 	                                  ? "sync"
 	                                  : "relaxed")
 	                       : "none",
 	         store_schema_version(n->store), l.retained, l.sessions, l.subs,
-	         l.queued, l.inflight, messages, l.expired,
+	         l.queued, l.inflight, l.outbox, messages, l.expired,
 	         (unsigned long long)(node_now_ms() - t0));
 	return 0;
 }
@@ -822,4 +917,120 @@ persist_close(struct node *n)
 	free(n->wacks);
 	n->wacks = NULL;
 	n->cap_wacks = 0;
+	free(n->marks);
+	n->marks = NULL;
+	n->n_marks = n->cap_marks = 0;
+	while (n->n_obox_load) /* mesh_start did not take them */
+		msg_unref(n->obox_load[--n->n_obox_load].m);
+	free(n->obox_load);
+	n->obox_load = NULL;
+	n->cap_obox_load = 0;
+}
+
+/* ---- cluster outbox and marks ---- */
+
+void
+persist_outbox_put(struct node *n, uint64_t peer, struct msg *m)
+{
+	char id[PERSIST_OBOX_LEN + 1];
+	struct store_queue_entry q;
+	struct store_batch *b;
+
+	if (!persist_on(n) || n->loading || !(b = persist_batch(n)))
+		return;
+	persist_payload_once(n, b, m);
+	memset(&q, 0, sizeof(q));
+	q.client_id = persist_obox_id(id, peer);
+	q.seq = m->id;
+	q.msg_id = m->id;
+	q.qos = m->qos;
+	q.retain = m->retain;
+	persist_added(n, store_batch_queue_put(b, &q));
+}
+
+void
+persist_outbox_del(struct node *n, uint64_t peer, uint64_t msg_id)
+{
+	char id[PERSIST_OBOX_LEN + 1];
+	struct store_batch *b;
+
+	if (!persist_on(n) || n->loading || !(b = persist_batch(n)))
+		return;
+	persist_added(
+	        n, store_batch_queue_del(b, persist_obox_id(id, peer), msg_id));
+}
+
+/* The mark of @p origin, added if new; NULL on no memory. */
+static struct persist_mark *
+persist_mark_slot(struct node *n, uint64_t origin)
+{
+	struct persist_mark *v;
+	size_t i;
+
+	for (i = 0; i < n->n_marks; i++) {
+		if (n->marks[i].origin == origin)
+			return &n->marks[i];
+	}
+	if (n->n_marks == n->cap_marks) {
+		size_t cap = n->cap_marks ? n->cap_marks * 2 : 8;
+		v = realloc(n->marks, cap * sizeof(*v));
+		if (!v)
+			return NULL;
+		n->marks = v;
+		n->cap_marks = cap;
+	}
+	v = &n->marks[n->n_marks++];
+	*v = (struct persist_mark){ origin, 0, false };
+	return v;
+}
+
+void
+persist_mark(struct node *n, uint64_t origin, uint64_t msg_id)
+{
+	struct persist_mark *mk;
+
+	if (!persist_on(n) || !persist_batch(n))
+		return;
+	mk = persist_mark_slot(n, origin);
+	if (!mk) {
+		persist_log_failure(n, "mark", ERR_NOMEM);
+		return;
+	}
+	if (msg_id > mk->msg_id) {
+		/* written when this turn's batch is submitted */
+		mk->msg_id = msg_id;
+		mk->dirty = true;
+	}
+}
+
+struct persist_marks_ctx {
+	void (*fn)(void *arg, uint64_t origin, uint64_t msg_id);
+	void *arg;
+	struct node *n;
+};
+
+static int
+persist_load_mark(void *arg, const struct store_mark *m)
+{
+	struct persist_marks_ctx *x = arg;
+
+	struct persist_mark *mk = persist_mark_slot(x->n, m->origin);
+
+	if (!mk)
+		return ERR_NOMEM;
+	mk->msg_id = m->msg_id;
+	x->fn(x->arg, m->origin, m->msg_id);
+	return 0;
+}
+
+int
+persist_load_marks(struct node *n,
+                   void (*fn)(void *arg, uint64_t origin, uint64_t msg_id),
+                   void *arg)
+{
+	struct persist_marks_ctx x = { fn, arg, n };
+
+	if (!persist_on(n))
+		return 0;
+	return store_load_marks(n->store, persist_load_mark, &x);
 }

@@ -111,7 +111,7 @@ router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s)
 		}
 	}
 	router_publish(n, will);
-	mesh_forward(n, will); /* wills fire cluster-wide */
+	mesh_forward(n, will, NULL); /* wills fire cluster-wide */
 }
 
 size_t

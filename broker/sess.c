@@ -105,6 +105,7 @@ sess_create(struct node *n, const char *id, size_t len, uint32_t expiry,
 	s->hash = sess_hash(id, len);
 	s->node = n;
 	s->expiry = expiry;
+	s->routes_durable = expiry != 0;
 	s->version = version;
 	s->inflight_tail = &s->inflight;
 	s->queue_tail = &s->queue;
@@ -155,7 +156,7 @@ sess_free(struct sess *s)
 			                sub->len };
 		next = sub->next;
 		sess_tree_remove(s, f);
-		mesh_route_ref(s->node, f, -1);
+		mesh_sub_ref(s, f, -1);
 		free(sub);
 	}
 	sess_out_free_list(s->node, s->inflight);
@@ -264,7 +265,7 @@ sess_subscribe(struct sess *s, struct mqtt_bytes filter,
 		}
 		sub->next = s->subs;
 		s->subs = sub;
-		mesh_route_ref(s->node, filter, +1);
+		mesh_sub_ref(s, filter, +1);
 	} else {
 		/* [MQTT-3.8.4-3] an identical filter replaces the old one */
 		rc = sess_tree_add(s, filter, opts);
@@ -286,7 +287,7 @@ sess_unsubscribe(struct sess *s, struct mqtt_bytes filter)
 		    memcmp(sub->filter, filter.p, filter.len) == 0) {
 			*pp = sub->next;
 			sess_tree_remove(s, filter);
-			mesh_route_ref(s->node, filter, -1);
+			mesh_sub_ref(s, filter, -1);
 			free(sub);
 			persist_sub(s, filter, NULL);
 			return 0;

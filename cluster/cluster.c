@@ -21,10 +21,11 @@
 #include "cluster/cluster.pb-c.h"
 #include "cluster/cluster_int.h"
 
-#define CLUSTER_PING_MS_DEFAULT 1000
-#define CLUSTER_DEAD_MS_DEFAULT 5000
-#define CLUSTER_LOG_PER_SEC     20         /* cluster_log_limited lines */
-#define CLUSTER_OUT_KEEP        (1u << 20) /* scratch kept between frames */
+#define CLUSTER_PING_MS_DEFAULT    1000
+#define CLUSTER_DEAD_MS_DEFAULT    5000
+#define CLUSTER_OUTBOX_MAX_DEFAULT 100000
+#define CLUSTER_LOG_PER_SEC        20         /* cluster_log_limited lines */
+#define CLUSTER_OUT_KEEP           (1u << 20) /* scratch kept between frames */
 
 uint64_t
 cluster_now_ms(void)
@@ -108,6 +109,7 @@ cluster_members_grow(struct cluster *c)
 {
 	size_t cap = c->cap_members ? c->cap_members * 2 : 8;
 	struct member **v;
+	uint64_t *ids;
 
 	v = realloc(c->members, cap * sizeof(*v));
 	if (v == NULL)
@@ -117,6 +119,10 @@ cluster_members_grow(struct cluster *c)
 	if (v == NULL)
 		return ERR_NOMEM; /* members is larger than needed: harmless */
 	c->targets = v;
+	ids = realloc(c->fwd_ids, cap * sizeof(*ids));
+	if (ids == NULL)
+		return ERR_NOMEM;
+	c->fwd_ids = ids;
 	c->cap_members = cap;
 	return 0;
 }
@@ -169,16 +175,17 @@ cluster_out_trim(struct cluster *c)
 /* ---- routes ---- */
 
 static void
-cluster_snap_collect(void *ctx, struct mqtt_bytes filter)
+cluster_snap_collect(void *ctx, struct mqtt_bytes filter, bool durable)
 {
 	struct buf *all = ctx;
 
+	buf_put_u8(all, durable);
 	buf_put_u32(all, (uint32_t)filter.len);
 	buf_put_bytes(all, filter.p, filter.len);
 }
 
-/* Sends the next part of a snapshot (filters read from r, each a u32
- * length and bytes, up to CLUSTER_SNAP_PART bytes). */
+/* Sends the next part of a snapshot (filters read from r, each a durable
+ * byte, a u32 length and bytes, up to CLUSTER_SNAP_PART bytes). */
 static int
 cluster_send_snap_part(struct cluster *c, struct link *l, struct rd *r)
 {
@@ -187,34 +194,44 @@ cluster_send_snap_part(struct cluster *c, struct link *l, struct rd *r)
 	struct rd scan = *r;
 	size_t i, n = 0, bytes = 0;
 	ProtobufCBinaryData *v;
+	protobuf_c_boolean *dv;
 	const uint8_t *p;
 	uint32_t len;
+	uint8_t d;
 	int rc;
 
-	while (bytes < CLUSTER_SNAP_PART && rd_u32(&scan, &len) == 0 &&
-	       rd_bytes(&scan, len, &p) == 0) {
-		bytes += 4 + (size_t)len;
+	while (bytes < CLUSTER_SNAP_PART && rd_u8(&scan, &d) == 0 &&
+	       rd_u32(&scan, &len) == 0 && rd_bytes(&scan, len, &p) == 0) {
+		bytes += 5 + (size_t)len;
 		n++;
 	}
 	v = calloc(n ? n : 1, sizeof(*v));
-	if (v == NULL) {
+	dv = calloc(n ? n : 1, sizeof(*dv));
+	if (v == NULL || dv == NULL) {
+		free(v);
+		free(dv);
 		link_close(l, CLUSTER_LOG_ERROR, "out of memory");
 		return ERR_NOMEM;
 	}
 	for (i = 0; i < n; i++) {
+		rd_u8(r, &d);
 		rd_u32(r, &len);
 		rd_bytes(r, len, &p);
 		v[i].data = (uint8_t *)p;
 		v[i].len = len;
+		dv[i] = d != 0;
 	}
 	s.seq = c->route_seq;
 	s.n_filters = n;
 	s.filters = v;
+	s.n_durable = n;
+	s.durable = dv;
 	s.more = r->left > 0;
 	env.body_case = MQD__ENVELOPE__BODY_ROUTE_SNAPSHOT;
 	env.route_snapshot = &s;
 	rc = link_send(l, &env);
 	free(v);
+	free(dv);
 	return rc;
 }
 
@@ -242,7 +259,8 @@ out_free:
 /* Adds or deletes one route of l's member. @return 0, or ERR_* with the
  * link closed */
 static int
-cluster_route_apply(struct link *l, bool add, ProtobufCBinaryData f)
+cluster_route_apply(struct link *l, bool add, ProtobufCBinaryData f,
+                    bool durable)
 {
 	struct cluster *c = l->c;
 	struct mqtt_bytes b = { f.data, f.len };
@@ -254,16 +272,20 @@ cluster_route_apply(struct link *l, bool add, ProtobufCBinaryData f)
 	}
 	if (!add) {
 		rtab_del(&c->routes, b, m->slot); /* absent: nothing to do */
+		rtab_del(&c->durable, b, m->slot);
 		return 0;
 	}
 	if (rtab_node_routes(&c->routes, m->slot) >= CLUSTER_ROUTES_MAX) {
 		link_close(l, CLUSTER_LOG_WARN, "too many routes");
 		return ERR_LIMIT;
 	}
-	if (rtab_add(&c->routes, b, m->slot) == ERR_NOMEM) {
+	if (rtab_add(&c->routes, b, m->slot) == ERR_NOMEM ||
+	    (durable && rtab_add(&c->durable, b, m->slot) == ERR_NOMEM)) {
 		link_close(l, CLUSTER_LOG_ERROR, "out of memory");
 		return ERR_NOMEM;
 	}
+	if (!durable)
+		rtab_del(&c->durable, b, m->slot);
 	return 0;
 }
 
@@ -278,11 +300,13 @@ cluster_on_snapshot(struct link *l, const Mqd__RouteSnapshot *s)
 
 	if (!m->snap_open) {
 		rtab_drop_node(&c->routes, m->slot);
+		rtab_drop_node(&c->durable, m->slot);
 		m->snap_open = true;
 		m->routes_synced = false;
 	}
 	for (i = 0; i < s->n_filters; i++) {
-		if (cluster_route_apply(l, true, s->filters[i]) != 0)
+		bool durable = i < s->n_durable && s->durable[i];
+		if (cluster_route_apply(l, true, s->filters[i], durable) != 0)
 			return;
 	}
 	if (s->more)
@@ -306,12 +330,14 @@ cluster_on_delta(struct link *l, const Mqd__RouteDelta *d)
 		link_close(l, CLUSTER_LOG_WARN, "route delta out of sequence");
 		return;
 	}
-	if (cluster_route_apply(l, d->add, d->filter) == 0)
+	if (cluster_route_apply(l, d->add, d->filter, d->durable) == 0)
 		m->route_seq = d->seq;
 }
 
+/* @p update: an add for a filter held already (its durable flag). */
 static void
-cluster_route_send(struct cluster *c, struct mqtt_bytes filter, bool add)
+cluster_route_send(struct cluster *c, struct mqtt_bytes filter, bool add,
+                   bool durable, bool update)
 {
 	Mqd__Envelope env = MQD__ENVELOPE__INIT;
 	Mqd__RouteDelta d = MQD__ROUTE_DELTA__INIT;
@@ -319,12 +345,13 @@ cluster_route_send(struct cluster *c, struct mqtt_bytes filter, bool add)
 	size_t i;
 
 	c->route_seq++;
-	if (add)
+	if (add && !update)
 		c->own_routes++;
 	else if (c->own_routes > 0)
 		c->own_routes--;
 	d.seq = c->route_seq;
 	d.add = add;
+	d.durable = durable;
 	d.filter.data = (uint8_t *)filter.p;
 	d.filter.len = filter.len;
 	env.body_case = MQD__ENVELOPE__BODY_ROUTE_DELTA;
@@ -346,33 +373,51 @@ cluster_route_send(struct cluster *c, struct mqtt_bytes filter, bool add)
 }
 
 void
-cluster_route_add(struct cluster *c, struct mqtt_bytes filter)
+cluster_route_add(struct cluster *c, struct mqtt_bytes filter, bool durable)
 {
 	if (c != NULL)
-		cluster_route_send(c, filter, true);
+		cluster_route_send(c, filter, true, durable, false);
+}
+
+void
+cluster_route_durable(struct cluster *c, struct mqtt_bytes filter, bool durable)
+{
+	if (c != NULL)
+		cluster_route_send(c, filter, true, durable, true);
 }
 
 void
 cluster_route_del(struct cluster *c, struct mqtt_bytes filter)
 {
 	if (c != NULL)
-		cluster_route_send(c, filter, false);
+		cluster_route_send(c, filter, false, false, false);
 }
 
 /* ---- publish ---- */
 
+struct pub_ctx {
+	struct cluster *c;
+	bool qos0; /* only linked members that are ALIVE or SUSPECT */
+};
+
 static void
 cluster_pub_collect(void *arg, uint32_t slot)
 {
-	struct cluster *c = arg;
+	struct pub_ctx *x = arg;
+	struct cluster *c = x->c;
 	struct member *m = c->members[slot];
 
-	if (m->state <= CLUSTER_SUSPECT && m->link != NULL)
-		c->targets[c->n_targets++] = m;
+	if (m->pub_gen == c->pub_gen)
+		return; /* matched in the other table */
+	if (x->qos0 && (m->state > CLUSTER_SUSPECT || m->link == NULL))
+		return;
+	m->pub_gen = c->pub_gen;
+	c->targets[c->n_targets++] = m;
 }
 
-size_t
-cluster_publish(struct cluster *c, const struct cluster_msg *m)
+/* Sends a QoS 0 message to the members in c->targets. */
+static size_t
+cluster_publish_qos0(struct cluster *c, const struct cluster_msg *m)
 {
 	Mqd__Envelope env = MQD__ENVELOPE__INIT;
 	Mqd__Publish p = MQD__PUBLISH__INIT;
@@ -380,12 +425,6 @@ cluster_publish(struct cluster *c, const struct cluster_msg *m)
 	struct link *l;
 	int rc;
 
-	if (c == NULL)
-		return 0;
-	c->n_targets = 0;
-	rtab_match(&c->routes, m->topic, cluster_pub_collect, c);
-	if (c->n_targets == 0)
-		return 0;
 	p.origin_node = m->origin_node;
 	p.msg_id = m->msg_id;
 	p.topic.data = (uint8_t *)m->topic.p;
@@ -420,6 +459,54 @@ cluster_publish(struct cluster *c, const struct cluster_msg *m)
 	return sent;
 }
 
+size_t
+cluster_publish(struct cluster *c, const struct cluster_msg *m, void *cookie,
+                struct cluster_fwd *out)
+{
+	struct cluster_fwd f = { 0, 0, 0, NULL };
+	struct pub_ctx x;
+	struct member *t;
+	bool linked;
+	size_t i;
+
+	if (out != NULL)
+		*out = f;
+	if (c == NULL)
+		return 0;
+	x.c = c;
+	x.qos0 = m->qos == 0;
+	if (++c->pub_gen == 0) {
+		for (i = 0; i < c->n_members; i++)
+			c->members[i]->pub_gen = 0;
+		c->pub_gen = 1;
+	}
+	c->n_targets = 0;
+	rtab_match(&c->routes, m->topic, cluster_pub_collect, &x);
+	if (!x.qos0)
+		/* a dead node's persistent sessions still wait for it */
+		rtab_match(&c->durable, m->topic, cluster_pub_collect, &x);
+	if (c->n_targets == 0)
+		return 0;
+	if (x.qos0)
+		return cluster_publish_qos0(c, m);
+	for (i = 0; i < c->n_targets; i++) {
+		t = c->targets[i];
+		linked = t->state <= CLUSTER_SUSPECT && t->link != NULL &&
+		         t->link->st == LINK_UP;
+		if (fwd_queue(c, t, m, linked ? cookie : NULL) != 0)
+			continue;
+		c->fwd_ids[f.n_peers++] = t->node_id;
+		if (linked) {
+			f.sent++;
+			f.waiting++;
+		}
+	}
+	f.peers = c->fwd_ids;
+	if (out != NULL)
+		*out = f;
+	return f.sent;
+}
+
 static void
 cluster_on_publish(struct link *l, const Mqd__Publish *p)
 {
@@ -427,7 +514,8 @@ cluster_on_publish(struct link *l, const Mqd__Publish *p)
 	struct cluster_msg m;
 
 	m.topic = (struct mqtt_bytes){ p->topic.data, p->topic.len };
-	if (p->qos > 2 || !mqtt_topic_name_is_valid(m.topic)) {
+	if (p->qos > 2 || !mqtt_topic_name_is_valid(m.topic) ||
+	    (p->ack && (p->qos == 0 || p->origin_node != l->m->node_id))) {
 		link_close(l, CLUSTER_LOG_WARN, "bad publish");
 		return;
 	}
@@ -440,8 +528,12 @@ cluster_on_publish(struct link *l, const Mqd__Publish *p)
 	m.expiry_s = p->expiry_s;
 	m.origin_client = (struct mqtt_bytes){ p->origin_client.data,
 		                               p->origin_client.len };
+	m.ack = p->ack;
+	m.dup = p->ack && fwd_on_publish(l, p->origin_node, p->msg_id);
 	if (c->hooks.deliver != NULL)
 		c->hooks.deliver(c->hooks.arg, &m);
+	else if (m.ack)
+		cluster_forward_ack(c, m.origin_node, m.msg_id);
 }
 
 void
@@ -476,6 +568,15 @@ cluster_on_frame(struct link *l, const Mqd__Envelope *env)
 	case MQD__ENVELOPE__BODY_PUBLISH:
 		cluster_on_publish(l, env->publish);
 		break;
+	case MQD__ENVELOPE__BODY_TAKEOVER:
+		takeover_on_request(l, env->takeover);
+		break;
+	case MQD__ENVELOPE__BODY_TAKEOVER_REPLY:
+		takeover_on_reply(l, env->takeover_reply);
+		break;
+	case MQD__ENVELOPE__BODY_PUB_ACK:
+		fwd_on_ack(l, env->pub_ack);
+		break;
 	case MQD__ENVELOPE__BODY_LEAVE:
 		swim_on_leave(l, env->leave->incarnation);
 		break;
@@ -499,6 +600,8 @@ cluster_free(struct cluster *c)
 	size_t i;
 
 	link_free_all(c);
+	fwd_free_all(c);
+	takeover_free_all(c);
 	if (c->tick_ev != NULL)
 		event_free(c->tick_ev);
 	if (c->probe_ev != NULL)
@@ -515,6 +618,7 @@ cluster_free(struct cluster *c)
 	}
 	free(c->members);
 	free(c->targets);
+	free(c->fwd_ids);
 	for (i = 0; i < c->n_seeds; i++) {
 		if (c->seeds[i].ev != NULL)
 			event_free(c->seeds[i].ev);
@@ -522,6 +626,7 @@ cluster_free(struct cluster *c)
 	}
 	free(c->seeds);
 	rtab_fini(&c->routes);
+	rtab_fini(&c->durable);
 	buf_fini(&c->out);
 	if (c->secret != NULL)
 		OPENSSL_cleanse(c->secret, c->secret_len);
@@ -677,6 +782,8 @@ cluster_config_init(struct cluster *c, const struct cluster_config *cfg)
 		if (c->secret == NULL)
 			return ERR_NOMEM;
 	}
+	c->outbox_max =
+	        cfg->outbox_max ? cfg->outbox_max : CLUSTER_OUTBOX_MAX_DEFAULT;
 	c->ping_ms = cfg->ping_ms ? cfg->ping_ms : CLUSTER_PING_MS_DEFAULT;
 	c->dead_ms = cfg->dead_ms ? cfg->dead_ms : CLUSTER_DEAD_MS_DEFAULT;
 	if (c->ping_ms > 60000)
@@ -706,6 +813,7 @@ cluster_start(struct event_base *base, const struct cluster_config *cfg,
 	c->base = base;
 	c->hooks = *hooks;
 	rtab_init(&c->routes);
+	rtab_init(&c->durable);
 	buf_init(&c->out);
 	rc = cluster_config_init(c, cfg);
 	if (rc == 0)
@@ -786,6 +894,7 @@ cluster_members(struct cluster *c,
 		cm.routes = m->self ? c->own_routes
 		                    : rtab_node_routes(&c->routes, m->slot);
 		cm.self = m->self;
+		cm.outbox = m->fwd != NULL ? m->fwd->n : 0;
 		fn(arg, &cm);
 	}
 	free(v);

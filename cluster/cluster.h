@@ -51,6 +51,28 @@ struct cluster_msg {
 	bool retain;
 	uint32_t expiry_s; /* remaining Message Expiry Interval, 0 = none */
 	struct mqtt_bytes origin_client; /* publishing client id (no-local) */
+	bool ack; /* deliver: the origin waits for cluster_forward_ack */
+	bool dup; /* deliver: taken before (ack it once what was queued for
+	           * it is durable; do not deliver it again) */
+};
+
+/** What one cluster_publish did. */
+struct cluster_fwd {
+	size_t sent;    /* peers it was sent to now (any QoS) */
+	size_t waiting; /* QoS >= 1: outbox entries holding the cookie (on
+	                 * an established link: an ack should come soon) */
+	size_t n_peers; /* QoS >= 1: outbox entries made, one per peer */
+	const uint64_t *peers; /* their node ids (valid until the next call) */
+};
+
+/** Counters of acknowledged forwarding. */
+struct cluster_stats {
+	uint64_t sent;    /* forwards sent (resends included) */
+	uint64_t acked;   /* forwards acked by their peer */
+	uint64_t dropped; /* not queued: the peer's outbox was full */
+	uint64_t expired; /* left an outbox unsent: message expired */
+	uint64_t dups;    /* duplicates received (acked, not delivered) */
+	uint64_t outbox;  /* entries in every outbox now */
 };
 
 /** A retained message, or the clearing of one, as replicated between
@@ -80,7 +102,8 @@ struct cluster_hooks {
 	/** Calls @p fn once per topic filter with local subscribers (the route
 	 * snapshot sent to a (re)connected peer). */
 	void (*each_route)(void *arg,
-	                   void (*fn)(void *ctx, struct mqtt_bytes filter),
+	                   void (*fn)(void *ctx, struct mqtt_bytes filter,
+	                              bool durable),
 	                   void *ctx);
 	/** A retained change from a peer (a change it made or relayed in its
 	 * snapshot): broker keeps it when @p r->stamp is above the stamp it
@@ -97,6 +120,30 @@ struct cluster_hooks {
 	                      void (*fn)(void *ctx,
 	                                 const struct cluster_retained *r),
 	                      void *ctx);
+	/** A QoS >= 1 forward left the outbox of peer @p node_id: the peer
+	 * acknowledged it (@p acked), or it expired unsent. @p cookie as
+	 * given to cluster_publish (NULL for restored entries). May be
+	 * NULL. */
+	void (*forward_done)(void *arg, uint64_t node_id, uint64_t msg_id,
+	                     void *cookie, bool acked);
+	/** The outboxes are freed (cluster_stop): @p cookie, held by an
+	 * entry, is let go. May be NULL. */
+	void (*forward_forget)(void *arg, void *cookie);
+	/** Node @p from_node takes client id @p id over (its client
+	 * connected there at cluster clock @p stamp): close the connection
+	 * this node has for it and, unless @p clean, append its session (in
+	 * broker's own encoding, at most @p max bytes) to @p session and
+	 * forget it. @return false to refuse: this node is taking @p id over
+	 * itself, later. May be NULL. */
+	bool (*takeover)(void *arg, struct mqtt_bytes id, bool clean,
+	                 uint64_t stamp, uint64_t from_node,
+	                 struct buf *session, size_t max);
+	/** Every peer asked by cluster_takeover(@p req) answered (or its
+	 * link dropped, or CLUSTER_TAKEOVER_MS passed): @p refused when one
+	 * refused; @p session the session handed over (len 0: none),
+	 * valid during the call. */
+	void (*takeover_done)(void *arg, uint64_t req, bool refused,
+	                      struct mqtt_bytes session);
 	/** A member changed state (for logs and metrics); may be NULL. */
 	void (*member_changed)(void *arg, const char *name,
 	                       enum cluster_member_state st);
@@ -117,6 +164,7 @@ struct cluster_config {
 	uint32_t ping_ms;      /* probe period, 0 = 1000 */
 	uint32_t dead_ms;      /* unanswered this long: dead, 0 = 5000;
 	                        * raised to 4 * ping_ms if below */
+	size_t outbox_max;     /* forwards kept per peer, 0 = 100000 */
 };
 
 /** One member as seen from this node (cluster_members). */
@@ -128,6 +176,7 @@ struct cluster_member {
 	enum cluster_member_state state;
 	bool link_up;  /* a link to it is established */
 	size_t routes; /* filters it announced */
+	size_t outbox; /* forwards waiting for its ack */
 	bool self;
 };
 
@@ -147,19 +196,54 @@ int cluster_start(struct event_base *base, const struct cluster_config *cfg,
  * cluster_stop(NULL) is a no-op. */
 void cluster_stop(struct cluster *c);
 
-/** This node gained its first local subscriber on @p filter (add) or lost
- * its last (del): streamed to every peer as a delta. Call it once
- * hooks->each_route reflects the change. NULL @p c: no-op. */
-void cluster_route_add(struct cluster *c, struct mqtt_bytes filter);
+/** This node gained its first local subscriber on @p filter (add), or a
+ * persistent session began or stopped holding it (add again, with the new
+ * @p durable), or it lost its last (del): streamed to every peer as a
+ * delta. Call it once hooks->each_route reflects the change. NULL @p c:
+ * no-op. */
+void cluster_route_add(struct cluster *c, struct mqtt_bytes filter,
+                       bool durable);
+void cluster_route_durable(struct cluster *c, struct mqtt_bytes filter,
+                           bool durable);
 void cluster_route_del(struct cluster *c, struct mqtt_bytes filter);
 
 /**
- * Forwards @p m to every peer with a route matching its topic that is
- * ALIVE or SUSPECT and has an established link, once per peer however
- * many of its filters match (one encoding, queued on each link).
- * @return the number of peers it was sent to (0 for NULL @p c)
+ * Forwards @p m once to every peer whose routes match its topic, however
+ * many of its filters match. QoS 0 goes to peers that are ALIVE or
+ * SUSPECT with an established link. QoS >= 1 goes into the outbox of every
+ * matching peer, linked or not (a dead node's durable routes still match),
+ * and is sent as the link takes it; the entry stays until the peer acks
+ * it (hooks->forward_done). Entries made on an established link hold
+ * @p cookie. @p out (may be NULL) says what was done.
+ * @return the number of peers it was sent to now (0 for NULL @p c)
  */
-size_t cluster_publish(struct cluster *c, const struct cluster_msg *m);
+size_t cluster_publish(struct cluster *c, const struct cluster_msg *m,
+                       void *cookie, struct cluster_fwd *out);
+
+/** Acknowledges a delivered forward (hooks->deliver with ack) to its
+ * origin node: call it once what was queued for it is durable. */
+void cluster_forward_ack(struct cluster *c, uint64_t origin, uint64_t msg_id);
+
+/** At start, before any publish: an outbox entry kept on disk for peer
+ * @p node_id, in msg_id order. @return 0, ERR_LIMIT or ERR_NOMEM */
+int cluster_outbox_restore(struct cluster *c, uint64_t node_id,
+                           const struct cluster_msg *m);
+/** At start: the highest msg_id taken from @p origin, kept on disk. */
+void cluster_mark_restore(struct cluster *c, uint64_t origin, uint64_t msg_id);
+/**
+ * A client connected here with client id @p id at cluster clock @p stamp:
+ * asks every linked peer to close its connection for it and hand its
+ * session over (hooks->takeover there); hooks->takeover_done reports.
+ * @return the request id, or 0 when no peer was asked (the id is this
+ *         node's: go on at once)
+ */
+uint64_t cluster_takeover(struct cluster *c, struct mqtt_bytes id, bool clean,
+                          uint64_t stamp);
+/** Forgets request @p req (its connection closed): no takeover_done. */
+void cluster_takeover_cancel(struct cluster *c, uint64_t req);
+
+/** Counters of acknowledged forwarding (zeros for NULL @p c). */
+void cluster_stats_get(struct cluster *c, struct cluster_stats *st);
 
 /**
  * A hybrid logical clock stamp for a retained change made on this node:

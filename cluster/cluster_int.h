@@ -22,7 +22,10 @@ struct evconnlistener;
 struct Mqd__Envelope;
 struct Mqd__Hello;
 struct Mqd__Member;
+struct Mqd__PubAck;
 struct Mqd__RetainedSync;
+struct Mqd__Takeover;
+struct Mqd__TakeoverReply;
 
 #define CLUSTER_PORT_DEFAULT   7883 /* seed given without a port */
 #define CLUSTER_NAME_MAX       255  /* node name bytes (config allows 255) */
@@ -39,6 +42,7 @@ struct Mqd__RetainedSync;
 #define CLUSTER_RELAYS_MAX     32         /* PingReq relays in flight */
 #define CLUSTER_SNAP_PART      (1u << 20) /* filter bytes per snapshot part */
 #define CLUSTER_RSNAP_PART     (1u << 20) /* retained bytes per snapshot part */
+#define CLUSTER_TAKEOVER_MS    3000       /* a takeover waits this long */
 /* A received stamp further ahead of this node's wall clock is refused: a
  * peer with a broken clock (or a forged stamp) cannot push every node's
  * clock, and so every later retained change, far into the future. */
@@ -259,6 +263,27 @@ struct member {
 	bool probe_soon;       /* its link dropped: probe it next */
 	size_t retained_snap;  /* retained snapshot entries arrived so far */
 	uint32_t gossip_left;  /* piggy-backs left for its current state */
+	uint32_t pub_gen;      /* cluster_publish: last publish it was in */
+	struct fwd_peer *fwd;  /* its outbox and mark (fwd.c), or NULL */
+};
+
+/* What this node keeps per peer node id for acknowledged forwarding
+ * (fwd.c): the outbox of forwards it has not acked, the highest msg_id
+ * taken from it, and the acks for it gathered this turn. Kept by node id,
+ * so an outbox restored at start waits for a member that has not been
+ * heard of yet. */
+struct fwd_peer {
+	struct fwd_peer *next;
+	uint64_t node_id;
+	struct member *m;       /* the member with node_id, once known */
+	struct fwd_entry *head; /* outbox, msg_id order */
+	struct fwd_entry **tail;
+	struct fwd_entry *unsent; /* first entry not sent on the current link */
+	size_t n;                 /* outbox entries */
+	uint64_t mark;            /* highest msg_id taken from it */
+	uint64_t *acks;           /* msg_ids to ack, this turn */
+	size_t n_acks;
+	size_t cap_acks;
 };
 
 /* A PingReq this node relays: Ping sent to target as seq_out, the Ack goes
@@ -294,6 +319,7 @@ struct cluster {
 	size_t cap_members;
 	struct member *self;
 	struct member **targets; /* cluster_publish scratch, cap_members */
+	uint64_t *fwd_ids;       /* cluster_publish: node ids, cap_members */
 	size_t n_targets;
 	struct seed *seeds;
 	size_t n_seeds;
@@ -304,10 +330,19 @@ struct cluster {
 	struct event *tick_ev;  /* every ping_ms: next probe */
 	struct event *probe_ev; /* ping_ms / 2 into a probe: PingReq */
 	struct rtab routes;     /* remote routes by member slot */
-	uint64_t route_seq;     /* own route changes so far */
-	size_t own_routes;      /* own filters (route_add - route_del) */
-	uint64_t seq;           /* Ping seqs */
-	uint64_t hlc;           /* last stamp issued or received (retained.c) */
+	struct rtab durable;    /* the routes persistent sessions hold: kept
+	                         * when their node dies or leaves */
+	uint32_t pub_gen;       /* cluster_publish count (member.pub_gen) */
+	struct fwd_peer *fwd;   /* fwd.c, by node id */
+	struct event *ack_ev;   /* fwd.c: sends the acks of this turn */
+	struct cluster_stats fwd_stats; /* fwd.c counters (outbox: 0) */
+	size_t outbox_max;              /* entries per peer */
+	struct takeover *takeovers;     /* takeover.c: this node's, pending */
+	uint64_t takeover_seq;          /* request ids */
+	uint64_t route_seq;             /* own route changes so far */
+	size_t own_routes; /* own filters (route_add - route_del) */
+	uint64_t seq;      /* Ping seqs */
+	uint64_t hlc;      /* last stamp issued or received (retained.c) */
 	struct probe probe;
 	size_t probe_next;  /* round-robin position */
 	size_t gossip_next; /* piggy-back round-robin position */
@@ -423,6 +458,34 @@ void retained_snapshot_pump(struct link *l);
 void retained_snapshot_free(struct link *l);
 /** Handles a RetainedSync frame from l's member. */
 void retained_on_sync(struct link *l, const struct Mqd__RetainedSync *s);
+
+/* fwd.c */
+/** The fwd_peer for @p node_id; with @p create a new one if none.
+ * @return NULL when absent (or on no memory) */
+struct fwd_peer *fwd_peer_get(struct cluster *c, uint64_t node_id, bool create);
+/** Appends @p msg to m's outbox and sends what the link takes.
+ * @return 0, ERR_LIMIT (outbox full: counted and logged) or ERR_NOMEM */
+int fwd_queue(struct cluster *c, struct member *m,
+              const struct cluster_msg *msg, void *cookie);
+/** Sends the unsent part of p's outbox while the link takes it. */
+void fwd_pump(struct cluster *c, struct fwd_peer *p);
+/** m's link came up: its outbox is sent again from the first entry. */
+void fwd_link_up(struct cluster *c, struct member *m);
+/** A PubAck from l's member. */
+void fwd_on_ack(struct link *l, const struct Mqd__PubAck *a);
+/** A Publish with ack from l's member: true when it is a duplicate
+ * (its msg_id at or below the mark), else the mark moves to it. */
+bool fwd_on_publish(struct link *l, uint64_t origin, uint64_t msg_id);
+/** Frees every outbox (stop). */
+void fwd_free_all(struct cluster *c);
+
+/* takeover.c */
+void takeover_on_request(struct link *l, const struct Mqd__Takeover *tk);
+void takeover_on_reply(struct link *l, const struct Mqd__TakeoverReply *r);
+/** m's link is gone: it will not answer. */
+void takeover_link_lost(struct cluster *c, struct member *m);
+/** Frees the pending takeovers (stop), without callbacks. */
+void takeover_free_all(struct cluster *c);
 
 /* ---- test hooks ---- */
 

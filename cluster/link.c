@@ -207,6 +207,7 @@ link_close(struct link *l, int level, const char *reason)
 	if (l->m != NULL && l->m->link == l) {
 		l->m->link = NULL;
 		swim_link_lost(c, l->m);
+		takeover_link_lost(c, l->m);
 	}
 	if (l->target != NULL && l->target->dialing == l) {
 		l->target->dialing = NULL;
@@ -422,6 +423,8 @@ link_up(struct link *l)
 		cluster_send_routes(c, l);
 	if (!l->closing)
 		retained_send_snapshot(c, l);
+	if (!l->closing)
+		fwd_link_up(c, m);
 }
 
 /* Checks the peer's Hello. @return false when it kept env */
@@ -559,15 +562,19 @@ link_read_cb(struct bufferevent *bev, void *arg)
 	}
 }
 
-/* The output drained below one snapshot part. */
+/* The output drained: more of the retained snapshot and the outbox. */
 static void
 link_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct link *l = arg;
 
 	(void)bev;
-	if (l->rsnap != NULL && l->st == LINK_UP)
+	if (l->st != LINK_UP)
+		return;
+	if (l->rsnap != NULL)
 		retained_snapshot_pump(l);
+	if (!l->closing && l->m->fwd != NULL && l->m->fwd->unsent != NULL)
+		fwd_pump(l->c, l->m->fwd);
 }
 
 static void

@@ -209,6 +209,13 @@ swim_set_state(struct cluster *c, struct member *m,
 	if (st != CLUSTER_SUSPECT && m->dead_ev != NULL)
 		event_del(m->dead_ev);
 	if (st >= CLUSTER_DEAD) {
+		/* its persistent sessions' routes stay: what matches them
+		 * waits in the outbox until it is back */
+		cluster_log(c, CLUSTER_LOG_INFO,
+		            "cluster routes dropped node=%s routes=%zu "
+		            "kept_durable=%zu",
+		            m->name, rtab_node_routes(&c->routes, m->slot),
+		            rtab_node_routes(&c->durable, m->slot));
 		rtab_drop_node(&c->routes, m->slot);
 		m->routes_synced = false;
 		m->snap_open = false;

@@ -786,3 +786,25 @@ group_plan_fini(struct group_plan *pl)
 	free(pl->ents);
 	free(pl->chains);
 }
+
+/* "mark", NUL, origin: a META key no other META key starts with. */
+#define MARK_PREFIX "mark"
+
+int
+store_batch_mark_put(struct store_batch *b, uint64_t origin, uint64_t msg_id)
+{
+	uint8_t key[sizeof(MARK_PREFIX) + 8];
+	size_t off;
+	int i;
+
+	if (b->err != 0)
+		return b->err;
+	memcpy(key, MARK_PREFIX, sizeof(MARK_PREFIX)); /* NUL included */
+	for (i = 0; i < 8; i++)
+		key[sizeof(MARK_PREFIX) + i] =
+		        (uint8_t)(origin >> (56 - 8 * i));
+	off = op_begin(b, OP_PUT, STORE_DB_META, 0, key, sizeof(key));
+	key_put_u64(&b->ops, origin);
+	key_put_u64(&b->ops, msg_id);
+	return op_end(b, off);
+}

@@ -249,6 +249,14 @@ int store_batch_inflight_del(struct store_batch *b, struct mqtt_bytes client_id,
                              uint8_t dir, uint16_t packet_id);
 
 /**
+ * Records that the highest forwarded message id this node has taken from
+ * cluster node @p origin is @p msg_id (its duplicate check survives a
+ * restart). Replaces the one recorded before.
+ */
+int store_batch_mark_put(struct store_batch *b, uint64_t origin,
+                         uint64_t msg_id);
+
+/**
  * Completion of a submitted batch, run by store_poll_completions (or
  * store_close) on the thread that calls it.
  * @param arg as given to store_submit
@@ -313,6 +321,12 @@ typedef int (*store_sub_fn)(void *arg, const struct store_sub *sub);
 typedef int (*store_payload_fn)(void *arg, const struct store_payload *p);
 typedef int (*store_queue_fn)(void *arg, const struct store_queue_entry *q);
 typedef int (*store_inflight_fn)(void *arg, const struct store_inflight *f);
+/** A mark (store_batch_mark_put). */
+struct store_mark {
+	uint64_t origin;
+	uint64_t msg_id;
+};
+typedef int (*store_mark_fn)(void *arg, const struct store_mark *m);
 
 int store_load_retained(struct store *s, store_retained_fn fn, void *arg);
 int store_load_sessions(struct store *s, store_session_fn fn, void *arg);
@@ -323,6 +337,7 @@ int store_load_queue(struct store *s, struct mqtt_bytes client_id,
                      store_queue_fn fn, void *arg);
 int store_load_inflight(struct store *s, struct mqtt_bytes client_id,
                         store_inflight_fn fn, void *arg);
+int store_load_marks(struct store *s, store_mark_fn fn, void *arg);
 
 /**
  * Number of records in one table.

@@ -1260,6 +1260,7 @@ struct visit {
 		store_payload_fn payload;
 		store_queue_fn queue;
 		store_inflight_fn inflight;
+		store_mark_fn mark;
 	} fn;      /* the caller's callback */
 	void *arg; /* for it */
 };
@@ -1482,4 +1483,28 @@ store_count(struct store *s, enum store_db db, size_t *n)
 		*n = st.ms_entries;
 	read_end(s, txn);
 	return rc != 0 ? ERR_IO : 0;
+}
+
+static int
+visit_mark(void *ctx, const uint8_t *p, size_t n)
+{
+	struct visit *v = ctx;
+	struct store_mark m;
+
+	if (n != 16)
+		return ERR_MALFORMED;
+	m.origin = key_get_u64(p);
+	m.msg_id = key_get_u64(p + 8);
+	return v->fn.mark(v->arg, &m);
+}
+
+int
+store_load_marks(struct store *s, store_mark_fn fn, void *arg)
+{
+	struct visit v = { .fn.mark = fn, .arg = arg };
+
+	/* the keys are "mark", NUL, origin: walk's client id prefix form */
+	return walk(s, STORE_DB_META,
+	            (struct mqtt_bytes){ (const uint8_t *)"mark", 4 },
+	            visit_mark, &v);
 }

@@ -3,7 +3,11 @@ through a seed, see each other alive (SWIM-style probing), exchange routes,
 and forward published messages to the nodes whose subscribers match; a
 killed node is marked dead within 5 s, a restarted one rejoins, a node
 that stops with SIGTERM is seen leaving, a peer with the wrong secret is
-refused with a log line.
+refused with a log line; QoS 1/2 forwards are acknowledged: a dead
+node's persistent sessions get, from the outbox, what was published while
+it was down (across restarts of either side, exactly once), and under
+durability sync the publisher's PUBACK waits for the remote commit (at
+most forward_timeout_ms).
 
 Every wait is on an event (a log line, a message) with a deadline. Routes
 travel asynchronously, so a test publishes a probe until the first copy
@@ -251,3 +255,294 @@ def test_open_cluster_port_without_secret_warns(start_broker):
     _wait_log(loop, r"mqd started")
     assert "without a secret" not in closed.log_text()
     assert "without a secret" not in loop.log_text()
+
+
+# ---- acknowledged forwarding: outbox, duplicates, the sync ack ----
+
+PERSIST = [(m5.SESSION_EXPIRY_INTERVAL, 3600)]
+
+
+def _persistent_sub(clients, node, cid, flt, probe_from=None, probe=None):
+    """A persistent MQTT 5 session on node subscribed to flt at QoS 1; with
+    probe_from, probes until the route reached that node; disconnected
+    (offline) on return."""
+    s = m5.client(clients, node)
+    s.handshake(cid, clean_start=False, props=PERSIST)
+    s.subscribe([(flt, m5.sub_options(1))])
+    if probe_from is not None:
+        pub = m5.client(clients, probe_from)
+        pub.handshake(cid + "-prober")
+        _probe(pub, s, probe)  # QoS 0: nothing of it is queued offline
+        pub.disconnect()
+    s.disconnect()
+
+
+def _resume(clients, node, cid):
+    s = m5.client(clients, node)
+    ack = s.handshake(cid, clean_start=False, props=PERSIST)
+    assert ack.session_present, "session present expected: %r" % ack
+    return s
+
+
+def _collect(s, n):
+    """Acks and returns the payloads of the next n PUBLISHes that are not
+    probes, in order."""
+    got = []
+    while len(got) < n:
+        p = s.expect(m5.PUBLISH)
+        s.ack(p)
+        if p.payload != b"probe":
+            got.append(p.payload)
+    return got
+
+
+def _nothing_more(s):
+    """A marker published to s's own new subscription arrives next:
+    nothing else was queued for s."""
+    s.subscribe([("zz/end", m5.sub_options(1))])
+    s.publish("zz/end", b"end", qos=1)
+    p = s.expect(m5.PUBLISH)
+    assert p.payload == b"end", "unexpected extra delivery %r" % (p,)
+
+
+def test_outbox_for_a_dead_node_survives_restarts(start_broker, clients):
+    """[#6] kill -9 node b: the others mark it dead, drop the routes of its
+    clean sessions and keep those of its persistent sessions; what matches
+    them waits in the outbox (on disk: node a is killed and restarted too)
+    and reaches b's persistent session once b is back, exactly once."""
+    a, b, c, ports = _three(start_broker)
+    clean = m5.client(clients, b)
+    clean.handshake("clean-b")
+    clean.subscribe([("vol/#", m5.sub_options(1))])
+    _persistent_sub(clients, b, "ps-b", "dur/#", probe_from=a, probe="dur/p")
+    mark_a, mark_c = len(a.log_text()), len(c.log_text())
+    assert b.kill() == -signal.SIGKILL
+    for x, mark in ((a, mark_a), (c, mark_c)):
+        _wait_log(x, r"cluster member node=b state=dead", after=mark)
+        _wait_log(x, r"cluster routes dropped node=b routes=2 "
+                     r"kept_durable=1", after=mark)
+    pa = m5.client(clients, a)
+    pa.handshake("pub-a")
+    pc = m5.client(clients, c)
+    pc.handshake("pub-c")
+    for i in range(30):
+        pa.publish("dur/a", b"a%03d" % i, qos=1)
+        pc.publish("dur/c", b"c%03d" % i, qos=2)
+    # a clean session's route went with its node: nobody matches (0x10)
+    assert pa.publish("vol/x", b"v", qos=1).rc == 0x10
+    pa.disconnect()
+    # the origin crashes and comes back: its outbox is on disk
+    assert a.kill() == -signal.SIGKILL
+    a2 = _node(start_broker, "a", ports[0], seeds=[ports[2]],
+               data_dir=a.data_dir, port=a.port)
+    _wait_log(a2, r"storage loaded .* outbox=30 ")
+    b2 = _node(start_broker, "b", ports[1], seeds=[ports[0]],
+               data_dir=b.data_dir, port=b.port)
+    _wait_log(a2, r"cluster outbox replay node=b entries=30")
+    s = _resume(clients, b2, "ps-b")
+    got = _collect(s, 60)
+    # every one, in each publisher's order
+    assert [x for x in got if x[:1] == b"a"] == [b"a%03d" % i for i in range(30)]
+    assert [x for x in got if x[:1] == b"c"] == [b"c%03d" % i for i in range(30)]
+    _nothing_more(s)
+
+
+def test_sync_ack_waits_for_the_remote_node(start_broker, clients):
+    """[#6] durability sync: the publisher's PUBACK comes only once the
+    node holding the persistent session has queued the message on disk.
+    Node b is stopped (SIGSTOP) while the link stays up: no PUBACK; it
+    comes after SIGCONT; then both nodes crash and b alone, restarted,
+    still has the message."""
+    pa, pb = free_port(), free_port()
+    a = _node(start_broker, "a", pa, cluster_forward_timeout_ms=60000)
+    b = _node(start_broker, "b", pb, seeds=[pa],
+              cluster_forward_timeout_ms=60000)
+    _alive(a, "b")
+    _alive(b, "a")
+    _persistent_sub(clients, b, "ps-w", "w/#", probe_from=a, probe="w/p")
+    pub = m5.client(clients, a)
+    pub.handshake("pub-w")
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        pub.send(m5.publish("w/1", b"held", qos=1, pid=7))
+        # bounded negative check: no PUBACK while b cannot queue it
+        with pytest.raises(AssertionError, match="no PUBACK"):
+            pub.expect(m5.PUBACK, timeout=1.0)
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    ack = pub.expect(m5.PUBACK)
+    assert ack.pid == 7 and ack.rc == 0, ack
+    assert a.kill() == -signal.SIGKILL
+    assert b.kill() == -signal.SIGKILL
+    b2 = _node(start_broker, "b", pb, data_dir=b.data_dir, port=b.port)
+    s = _resume(clients, b2, "ps-w")
+    assert _collect(s, 1) == [b"held"]
+    _nothing_more(s)
+
+
+def test_forward_timeout_hands_over_to_the_outbox(start_broker, clients):
+    """[#6] a peer that does not answer within forward_timeout_ms does not
+    hold the publisher: the PUBACK comes, the message waits in the outbox
+    and is delivered once the peer answers again."""
+    pa, pb = free_port(), free_port()
+    a = _node(start_broker, "a", pa, cluster_forward_timeout_ms=300)
+    b = _node(start_broker, "b", pb, seeds=[pa])
+    _alive(a, "b")
+    _persistent_sub(clients, b, "ps-t", "t/#", probe_from=a, probe="t/p")
+    pub = m5.client(clients, a)
+    pub.handshake("pub-t")
+    os.kill(b.pid, signal.SIGSTOP)
+    try:
+        ack = pub.publish("t/1", b"late", qos=1, timeout=10)
+        assert ack.rc == 0, ack
+    finally:
+        os.kill(b.pid, signal.SIGCONT)
+    s = _resume(clients, b, "ps-t")
+    assert _collect(s, 1) == [b"late"]
+    _nothing_more(s)
+
+
+def test_outbox_bound_counts_drops(start_broker, clients):
+    """[#6] the outbox of a node that is down is bounded (outbox_max): what
+    does not fit is dropped and counted in a log line."""
+    pa, pb = free_port(), free_port()
+    a = _node(start_broker, "a", pa, cluster_outbox_max=5)
+    b = _node(start_broker, "b", pb, seeds=[pa])
+    _alive(a, "b")
+    _persistent_sub(clients, b, "ps-o", "o/#", probe_from=a, probe="o/p")
+    mark = len(a.log_text())
+    assert b.kill() == -signal.SIGKILL
+    _wait_log(a, r"cluster member node=b state=dead", after=mark)
+    pub = m5.client(clients, a)
+    pub.handshake("pub-o")
+    for i in range(8):
+        pub.publish("o/x", b"%d" % i, qos=1)
+    _wait_log(a, r"cluster outbox full node=b entries=5 dropped_total=1",
+              after=mark)
+    b2 = _node(start_broker, "b", pb, seeds=[pa], data_dir=b.data_dir,
+               port=b.port)
+    s = _resume(clients, b2, "ps-o")
+    assert _collect(s, 5) == [b"0", b"1", b"2", b"3", b"4"]
+    _nothing_more(s)
+
+
+# ---- cluster-wide client ids: takeover ----
+
+def _pair(start_broker):
+    pa, pb = free_port(), free_port()
+    a = _node(start_broker, "a", pa)
+    b = _node(start_broker, "b", pb, seeds=[pa])
+    _alive(a, "b")
+    _alive(b, "a")
+    return a, b
+
+
+def test_takeover_moves_the_session_to_the_new_node(start_broker, clients):
+    """[#6] [MQTT-3.1.4-3] v5: a client id is unique in the cluster. The
+    client connects to node b while its connection and session live on
+    node a: a sends the old connection DISCONNECT 0x8E and hands the
+    session over (subscriptions, in-flight and queued messages, packet
+    ids); b answers session present, resends the in-flight ones with DUP
+    and the same packet ids, then the queued ones; later publishes on any
+    node reach the client on b."""
+    a, b = _pair(start_broker)
+    old = m5.client(clients, a)
+    old.handshake("mover", clean_start=False,
+                  props=PERSIST + [(m5.RECEIVE_MAXIMUM, 2)])
+    old.subscribe([("mv/#", m5.sub_options(1))])
+    pub = m5.client(clients, a)
+    pub.handshake("mv-pub")
+    for i in range(5):
+        pub.publish("mv/x", b"m%d" % i, qos=1)
+    # two in flight (receive maximum 2), not acknowledged; three queued
+    inflight = [old.expect(m5.PUBLISH) for _ in range(2)]
+    assert [p.payload for p in inflight] == [b"m0", b"m1"]
+    new = m5.client(clients, b)
+    ack = new.handshake("mover", clean_start=False, props=PERSIST)
+    assert ack.session_present, ack
+    old.expect_disconnect(m5.SESSION_TAKEN_OVER)
+    again = [new.expect(m5.PUBLISH) for _ in range(2)]
+    for p, q in zip(again, inflight):
+        # [MQTT-4.4.0-1] v5: resent with DUP, same packet id
+        assert (p.payload, p.pid, p.dup) == (q.payload, q.pid, True), p
+        new.ack(p)
+    assert _collect(new, 3) == [b"m2", b"m3", b"m4"]
+    # the route moved with the session: a publish on a reaches b
+    pub.publish("mv/y", b"after", qos=1)
+    assert _collect(new, 1) == [b"after"]
+    _nothing_more(new)
+    _wait_log(a, r"session handed over client=mover")
+    _wait_log(b, r"session handed over client=mover")
+
+
+def test_takeover_with_clean_start_discards_the_session(start_broker, clients):
+    """[#6] [MQTT-3.1.2-4] the same takeover with clean start: the old
+    connection gets 0x8E, the session on the other node is discarded
+    (session present 0, no subscriptions left anywhere)."""
+    a, b = _pair(start_broker)
+    old = m5.client(clients, a)
+    old.handshake("cleaner", clean_start=False, props=PERSIST)
+    old.subscribe([("cl/#", m5.sub_options(1))])
+    new = m5.client(clients, b)
+    ack = new.handshake("cleaner", clean_start=True)
+    assert not ack.session_present, ack
+    old.expect_disconnect(m5.SESSION_TAKEN_OVER)
+    pub = m5.client(clients, a)
+    pub.handshake("cl-pub")
+    # 0x10: no subscriber anywhere any more
+    assert pub.publish("cl/x", b"x", qos=1).rc == 0x10
+
+
+def test_takeover_of_an_offline_session(start_broker, clients):
+    """[#6] a persistent session left offline on node a, with messages
+    queued for it, resumes on node b with all of them."""
+    a, b = _pair(start_broker)
+    _persistent_sub(clients, a, "roamer", "ro/#")
+    pub = m5.client(clients, a)
+    pub.handshake("ro-pub")
+    for i in range(4):
+        pub.publish("ro/x", b"q%d" % i, qos=2)
+    s = _resume(clients, b, "roamer")
+    assert _collect(s, 4) == [b"q0", b"q1", b"q2", b"q3"]
+    _nothing_more(s)
+
+
+def test_takeover_race_leaves_one_owner(start_broker, clients):
+    """[#6] the same client id connecting to two nodes at once: exactly one
+    connection is left; the other is refused (CONNACK 0x89) or, if it
+    came first, taken over (DISCONNECT 0x8E, or closed before its CONNACK
+    went out)."""
+    a, b = _pair(start_broker)
+    for round_ in range(5):
+        cid = "racer%d" % round_
+        ca = m5.client(clients, a)
+        cb = m5.client(clients, b)
+        ca.send(m5.connect(cid, clean_start=False, props=PERSIST))
+        cb.send(m5.connect(cid, clean_start=False, props=PERSIST))
+        alive = []
+        for c in (ca, cb):
+            try:
+                ack = c.recv()
+            except m5.Closed:
+                # taken over before its CONNACK (held for the commit of
+                # its new session) was written
+                continue
+            assert ack.type == m5.CONNACK, ack
+            if ack.rc == 0:
+                alive.append(c)
+            else:
+                assert ack.rc == 0x89, ack  # Server busy
+        left = []
+        for c in alive:
+            c.send(m5.pingreq())
+            try:
+                got = c.recv()
+            except m5.Closed:
+                continue
+            if got.type == m5.PINGRESP:
+                left.append(c)
+            else:
+                assert got.type == m5.DISCONNECT and \
+                    got.rc == m5.SESSION_TAKEN_OVER, got
+        assert len(left) == 1, "round %d: %d connections left" % (
+            round_, len(left))

@@ -809,6 +809,8 @@ START_TEST(test_bounds)
 		{ "MQD_MQTT_MAX_KEEPALIVE", 0, 65535 },
 		{ "MQD_STORAGE_SYNC_INTERVAL_MS", 1, 60000 },
 		{ "MQD_CLUSTER_PORT", 1, 65535 },
+		{ "MQD_CLUSTER_FORWARD_TIMEOUT_MS", 0, 600000 },
+		{ "MQD_CLUSTER_OUTBOX_MAX", 1, 100000000 },
 		{ "MQD_ADMIN_PORT", 1, 65535 },
 		{ "MQD_SYS_INTERVAL", 0, 86400 },
 	};
@@ -853,7 +855,7 @@ START_TEST(test_key_names_and_format)
 
 	for (i = 0; config_key_name(i, &section, &key); i++)
 		;
-	ck_assert_uint_eq(i, 27);
+	ck_assert_uint_eq(i, 29);
 	ck_assert(config_key_name(4, &section, &key));
 	ck_assert_str_eq(section, "mqtt");
 	ck_assert_str_eq(key, "port");

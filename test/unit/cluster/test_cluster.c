@@ -53,8 +53,13 @@ struct node {
 	struct cluster *c;
 	uint16_t port;         /* to listen on, 0 = any */
 	const char *routes[4]; /* what each_route reports */
+	bool durable[4];       /* and whether each is durable */
 	size_t n_routes;
+	bool no_ack; /* deliver does not ack forwards */
 	int delivered;
+	int dups;        /* forwards delivered as duplicates */
+	int done;        /* forward_done calls (acked) */
+	int done_cookie; /* of which with the cookie &done */
 	char topic[64];
 	char payload[64];
 	size_t payload_len;
@@ -85,6 +90,12 @@ hook_deliver(void *arg, const struct cluster_msg *m)
 {
 	struct node *n = arg;
 
+	if (m->ack && !n->no_ack)
+		cluster_forward_ack(n->c, m->origin_node, m->msg_id);
+	if (m->dup) {
+		n->dups++;
+		return;
+	}
 	n->delivered++;
 	ck_assert_uint_lt(m->topic.len, sizeof(n->topic));
 	ck_assert_uint_lt(m->payload.len, sizeof(n->payload));
@@ -243,14 +254,30 @@ hook_each_retained(void *arg,
 }
 
 static void
-hook_each_route(void *arg, void (*fn)(void *ctx, struct mqtt_bytes filter),
+hook_each_route(void *arg,
+                void (*fn)(void *ctx, struct mqtt_bytes filter, bool durable),
                 void *ctx)
 {
 	struct node *n = arg;
 	size_t i;
 
 	for (i = 0; i < n->n_routes; i++)
-		fn(ctx, B(n->routes[i]));
+		fn(ctx, B(n->routes[i]), n->durable[i]);
+}
+
+static void
+hook_forward_done(void *arg, uint64_t node_id, uint64_t msg_id, void *cookie,
+                  bool acked)
+{
+	struct node *n = arg;
+
+	(void)node_id;
+	(void)msg_id;
+	if (!acked)
+		return;
+	n->done++;
+	if (cookie == &n->done)
+		n->done_cookie++;
 }
 
 static void
@@ -307,6 +334,7 @@ node_start_full(struct node *n, const char *name, uint64_t id,
 	h.member_changed = hook_member_changed;
 	h.retained_apply = hook_retained_apply;
 	h.each_retained = hook_each_retained;
+	h.forward_done = hook_forward_done;
 	h.log = hook_log;
 	cfg.node_name = name;
 	cfg.node_id = id;
@@ -556,10 +584,11 @@ start_three(struct node *a, struct node *b, struct node *c, const char *secret)
 static struct cluster_msg
 msg(const char *topic, const char *payload, uint8_t qos)
 {
+	static uint64_t id = 100;
 	struct cluster_msg m = { 0 };
 
 	m.origin_node = 1;
-	m.msg_id = 99;
+	m.msg_id = ++id; /* increasing, as on a node */
 	m.topic = B(topic);
 	m.payload = B(payload);
 	m.qos = qos;
@@ -584,12 +613,12 @@ START_TEST(test_join_routes_publish)
 	ck_assert(q.found && q.m.self && !q.m.link_up);
 
 	c.routes[c.n_routes++] = "a/+";
-	cluster_route_add(c.c, B("a/+"));
+	cluster_route_add(c.c, B("a/+"), false);
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
 	ck_assert_uint_eq(routes_of(&c, "c"), 1); /* its own count */
 
 	m = msg("a/b", "hello", 1);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
 	ck_assert_str_eq(c.topic, "a/b");
 	ck_assert_uint_eq(c.payload_len, 5);
@@ -599,14 +628,14 @@ START_TEST(test_join_routes_publish)
 
 	/* a second matching filter on c: still one copy per publish */
 	c.routes[c.n_routes++] = "a/#";
-	cluster_route_add(c.c, B("a/#"));
+	cluster_route_add(c.c, B("a/#"), false);
 	wr.count = 2;
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
 	m = msg("a/b", "again", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 	/* a marker after it: when it is in, everything before it is */
 	m = msg("a/marker", "m", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 	wc.count = 3;
 	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
 	ck_assert_int_eq(c.delivered, 3);
@@ -616,8 +645,8 @@ START_TEST(test_join_routes_publish)
 
 	/* no route, no send */
 	m = msg("x/y", "none", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 0);
-	ck_assert_uint_eq(cluster_publish(b.c, &m), 0);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 0);
+	ck_assert_uint_eq(cluster_publish(b.c, &m, NULL, NULL), 0);
 
 	/* deltas remove them again */
 	c.n_routes = 0;
@@ -626,7 +655,7 @@ START_TEST(test_join_routes_publish)
 	wr.count = 0;
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
 	m = msg("a/b", "gone", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 0);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 0);
 
 	node_fini(&c);
 	node_fini(&b);
@@ -653,9 +682,238 @@ START_TEST(test_snapshot_on_join)
 	ck_assert(run_until(all_alive, &g, WAIT_MS));
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
 	m = msg("s/2/x", "p", 2);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
 	ck_assert_uint_eq(b.qos, 2);
+	node_fini(&b);
+	node_fini(&a);
+}
+END_TEST
+
+/* ---- acknowledged forwarding ---- */
+
+static size_t
+outbox_of(const struct node *n, const char *name)
+{
+	struct lookup q = lookup(n, name);
+
+	return q.found ? q.m.outbox : 0;
+}
+
+struct want_outbox {
+	struct node *n;
+	const char *of;
+	size_t count;
+};
+
+static bool
+outbox_is(void *arg)
+{
+	struct want_outbox *w = arg;
+
+	return outbox_of(w->n, w->of) == w->count;
+}
+
+struct want_done {
+	struct node *n;
+	int count;
+};
+
+static bool
+done_is(void *arg)
+{
+	struct want_done *w = arg;
+
+	return w->n->done >= w->count;
+}
+
+/* A QoS 1 forward waits in the outbox until the peer acks it; the ack
+ * hands the cookie back. */
+START_TEST(test_forward_acked)
+{
+	struct node a = { 0 }, b = { 0 };
+	struct node *v[2] = { &a, &b };
+	struct group g = { v, 2 };
+	struct node *obs[1] = { &a };
+	struct want_routes wr = { obs, 1, "b", 1 };
+	struct want_done wd = { &a, 1 };
+	struct want_count wc = { &b, 1 };
+	struct want_outbox wo = { &a, "b", 0 };
+	struct cluster_stats st;
+	struct cluster_fwd f;
+	struct cluster_msg m;
+	char seed[32];
+
+	node_start(&a, "a", 1, "", NULL);
+	b.routes[b.n_routes++] = "f/#";
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	ck_assert(run_until(all_alive, &g, WAIT_MS));
+	ck_assert(run_until(routes_are, &wr, WAIT_MS));
+
+	/* b holds the ack back: the entry stays */
+	b.no_ack = true;
+	m = msg("f/1", "one", 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, &a.done, &f), 1);
+	ck_assert_uint_eq(f.n_peers, 1);
+	ck_assert_uint_eq(f.peers[0], 2);
+	ck_assert_uint_eq(f.waiting, 1);
+	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
+	ck_assert_uint_eq(outbox_of(&a, "b"), 1);
+	ck_assert_int_eq(a.done, 0);
+
+	/* QoS 0 never waits */
+	m = msg("f/0", "zero", 0);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, &a.done, &f), 1);
+	ck_assert_uint_eq(f.n_peers, 0);
+	ck_assert_uint_eq(f.waiting, 0);
+
+	/* acked: out of the outbox, cookie handed back */
+	b.no_ack = false;
+	m = msg("f/2", "two", 2);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, &a.done, &f), 1);
+	wd.count = 1;
+	ck_assert(run_until(done_is, &wd, WAIT_MS));
+	ck_assert_int_eq(a.done_cookie, 1);
+	ck_assert_uint_eq(outbox_of(&a, "b"), 1); /* f/1 was never acked */
+	cluster_forward_ack(b.c, 1, 0);           /* unknown id: ignored */
+	ck_assert(!run_until(outbox_is, &wo, 3 * PING_MS));
+	cluster_stats_get(a.c, &st);
+	ck_assert_uint_eq(st.sent, 2);
+	ck_assert_uint_eq(st.acked, 1);
+	ck_assert_uint_eq(st.outbox, 1);
+	node_fini(&b);
+	node_fini(&a);
+}
+END_TEST
+
+/* A dead node's durable routes stay and what matches them waits in the
+ * outbox (bounded); its volatile ones go. Restarted, it gets the outbox,
+ * and a resend it took before is known by its mark: acked, not delivered
+ * again. */
+START_TEST(test_outbox_dead_peer)
+{
+	struct node a = { 0 }, b = { 0 };
+	struct node *v[2] = { &a, &b };
+	struct group g = { v, 2 };
+	struct node *obs[1] = { &a };
+	struct want_routes wr = { obs, 1, "b", 2 };
+	struct want_state ws = { obs, 1, "b", CLUSTER_DEAD };
+	struct want_outbox wo = { &a, "b", 0 };
+	struct want_count wc = { &b, 2 };
+	struct want_log wl = { &a, "cluster routes dropped node=b routes=2 "
+		                   "kept_durable=1" };
+	struct cluster_config cfg = { 0 };
+	struct cluster_hooks h = { 0 };
+	struct cluster_stats st;
+	struct cluster_fwd f;
+	struct cluster_msg m;
+	uint64_t first;
+	char seed[32];
+
+	/* a keeps at most 3 entries per peer */
+	a.name = "a";
+	a.log = calloc(1, LOG_KEEP);
+	ck_assert_ptr_nonnull(a.log);
+	h.arg = &a;
+	h.deliver = hook_deliver;
+	h.each_route = hook_each_route;
+	h.forward_done = hook_forward_done;
+	h.log = hook_log;
+	cfg.node_name = "a";
+	cfg.node_id = 1;
+	cfg.bind = "127.0.0.1";
+	cfg.advertise = "";
+	cfg.seeds = "";
+	cfg.ping_ms = PING_MS;
+	cfg.dead_ms = DEAD_MS;
+	cfg.outbox_max = 3;
+	ck_assert_int_eq(cluster_start(base, &cfg, &h, &a.c), 0);
+
+	b.routes[b.n_routes] = "v/1";
+	b.durable[b.n_routes++] = false;
+	b.routes[b.n_routes] = "d/#";
+	b.durable[b.n_routes++] = true;
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	ck_assert(run_until(all_alive, &g, WAIT_MS));
+	ck_assert(run_until(routes_are, &wr, WAIT_MS));
+
+	/* b takes one forward, but its ack never leaves: then it dies */
+	b.no_ack = true;
+	m = msg("d/0", "taken", 1);
+	first = m.msg_id;
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
+	wc.count = 1;
+	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
+	cluster_test_kill(b.c);
+	b.c = NULL;
+	ck_assert(run_until(state_is, &ws, WAIT_MS));
+	ck_assert(run_until(log_has, &wl, WAIT_MS));
+
+	m = msg("v/1", "volatile", 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, &a.done, &f), 0);
+	ck_assert_uint_eq(f.n_peers, 0);
+	m = msg("v/1", "volatile", 0);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 0);
+	m = msg("d/1", "kept 1", 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, &a.done, &f), 0);
+	ck_assert_uint_eq(f.n_peers, 1);
+	ck_assert_uint_eq(f.waiting, 0); /* nobody to wait for */
+	m = msg("d/2", "kept 2", 2);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, &f), 0);
+	ck_assert_uint_eq(f.n_peers, 1);
+	m = msg("d/3", "over", 1); /* the 4th: over outbox_max */
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, &f), 0);
+	ck_assert_uint_eq(f.n_peers, 0);
+	cluster_stats_get(a.c, &st);
+	ck_assert_uint_eq(st.dropped, 1);
+	ck_assert_uint_eq(st.outbox, 3);
+	ck_assert_uint_eq(outbox_of(&a, "b"), 3);
+
+	/* b is back, with the mark it stored for d/0 */
+	b.delivered = 0;
+	b.no_ack = false;
+	free(b.log);
+	b.log = NULL;
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	cluster_mark_restore(b.c, 1, first);
+	wc.count = 2;
+	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
+	ck_assert(run_until(outbox_is, &wo, WAIT_MS));
+	ck_assert_int_eq(b.delivered, 2); /* d/1 and d/2, not d/0 again */
+	ck_assert_int_eq(b.dups, 1);
+	ck_assert_str_eq(b.topic, "d/2");
+	ck_assert_int_eq(a.done, 3);
+	ck_assert_int_eq(a.done_cookie, 0);
+	node_fini(&b);
+	node_fini(&a);
+}
+END_TEST
+
+/* An outbox restored at start goes to its node once that node is linked,
+ * and a forward whose message expired before it could go is dropped. */
+START_TEST(test_outbox_restore)
+{
+	struct node a = { 0 }, b = { 0 };
+	struct node *v[2] = { &a, &b };
+	struct group g = { v, 2 };
+	struct want_outbox wo = { &a, "b", 0 };
+	struct want_count wc = { &b, 1 };
+	struct cluster_stats st;
+	struct cluster_msg m;
+	char seed[32];
+
+	node_start(&a, "a", 1, "", NULL);
+	m = msg("r/1", "restored", 1);
+	ck_assert_int_eq(cluster_outbox_restore(a.c, 2, &m), 0);
+	ck_assert_int_eq(cluster_outbox_restore(NULL, 2, &m), ERR_NOMEM);
+	cluster_stats_get(a.c, &st);
+	ck_assert_uint_eq(st.outbox, 1);
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	ck_assert(run_until(all_alive, &g, WAIT_MS));
+	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
+	ck_assert_str_eq(b.topic, "r/1");
+	ck_assert(run_until(outbox_is, &wo, WAIT_MS));
+	ck_assert_int_eq(a.done, 1);
 	node_fini(&b);
 	node_fini(&a);
 }
@@ -801,9 +1059,9 @@ START_TEST(test_simultaneous_dial)
 	ck_assert(run_until(routes_are, &ra, WAIT_MS));
 	ck_assert(run_until(routes_are, &rb, WAIT_MS));
 	m = msg("to/b", "1", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 	m = msg("to/a", "2", 0);
-	ck_assert_uint_eq(cluster_publish(b.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(b.c, &m, NULL, NULL), 1);
 	ck_assert(run_until(delivered_is, &da, WAIT_MS));
 	ck_assert(run_until(delivered_is, &db, WAIT_MS));
 	ck_assert(all_alive(&g));
@@ -886,7 +1144,7 @@ START_TEST(test_restart_replaces_stale_link)
 	ck_assert(run_until(log_has, &wd, WAIT_MS));
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
 	m = msg("r/1", "x", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 	ck_assert(run_until(delivered_is, &wc, WAIT_MS));
 	/* the old link was closed: what a sent, then end of stream */
 	while ((n = recv(fd, sink, sizeof(sink), MSG_DONTWAIT)) > 0)
@@ -1020,7 +1278,7 @@ START_TEST(test_kill_dead_restart_leave)
 
 	start_three(&a, &b, &c, "k");
 	c.routes[c.n_routes++] = "k/#";
-	cluster_route_add(c.c, B("k/#"));
+	cluster_route_add(c.c, B("k/#"), false);
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
 
 	/* c dies without a word */
@@ -1042,7 +1300,7 @@ START_TEST(test_kill_dead_restart_leave)
 	/* a dead node loses its routes */
 	ck_assert_uint_eq(routes_of(&a, "c"), 0);
 	m = msg("k/1", "x", 0);
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 0);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 0);
 
 	/* c comes back under the same name and id */
 	c.n_routes = 0;
@@ -1050,7 +1308,7 @@ START_TEST(test_kill_dead_restart_leave)
 	node_start(&c, "c", 3, seed_of(&a, seed, sizeof(seed)), "k");
 	ck_assert(run_until(all_alive, &g, WAIT_MS));
 	ck_assert(run_until(routes_are, &wr, WAIT_MS));
-	ck_assert_uint_eq(cluster_publish(a.c, &m), 1);
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, NULL), 1);
 
 	/* b leaves */
 	cluster_stop(b.c);
@@ -1125,8 +1383,11 @@ START_TEST(test_start_errors)
 		free(b.log);
 	}
 	cluster_stop(NULL);
-	cluster_route_add(NULL, B("x"));
-	ck_assert_uint_eq(cluster_publish(NULL, NULL), 0);
+	cluster_route_add(NULL, B("x"), true);
+	cluster_route_durable(NULL, B("x"), false);
+	ck_assert_uint_eq(cluster_publish(NULL, NULL, NULL, NULL), 0);
+	cluster_forward_ack(NULL, 1, 1);
+	cluster_mark_restore(NULL, 1, 1);
 	cluster_retained_set(NULL, NULL);
 	node_fini(&a);
 }
@@ -1461,6 +1722,9 @@ cluster_suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_join_routes_publish);
 	tcase_add_test(tc, test_snapshot_on_join);
+	tcase_add_test(tc, test_forward_acked);
+	tcase_add_test(tc, test_outbox_dead_peer);
+	tcase_add_test(tc, test_outbox_restore);
 	tcase_add_test(tc, test_secret);
 	tcase_add_test(tc, test_duplicate_name);
 	tcase_add_test(tc, test_self_seed);
