@@ -297,8 +297,8 @@ admin_req_parse(struct admin_req *r, const char *uri, const char **why)
 	}
 	path = evhttp_uri_get_path(u);
 	q = evhttp_uri_get_query(u);
-	rc = admin_path_parse(path ? path : "", r->coll, sizeof(r->coll),
-	                      r->id, ADMIN_ID_MAX + 1);
+	rc = admin_path_parse(path ? path : "", r->coll, sizeof(r->coll), r->id,
+	                      ADMIN_ID_MAX + 1);
 	if (rc == ERR_NOTFOUND) {
 		*why = "no such endpoint";
 		status = 404;
@@ -309,8 +309,7 @@ admin_req_parse(struct admin_req *r, const char *uri, const char **why)
 		*why = "malformed query string";
 		status = 400;
 	} else if (admin_page_parse(admin_arg(r, "limit"),
-	                            admin_arg(r, "offset"), &r->lim,
-	                            &r->off)) {
+	                            admin_arg(r, "offset"), &r->lim, &r->off)) {
 		*why = "limit must be 1..1000 and offset a number";
 		status = 400;
 	}
@@ -369,7 +368,8 @@ admin_on_request(struct evhttp_request *req, void *arg)
 	}
 	if (strcmp(uri, "/metrics") == 0 || strncmp(uri, "/metrics?", 9) == 0) {
 		if (evhttp_request_get_command(req) != EVHTTP_REQ_GET)
-			admin_reply(req, 405, admin_error("method not allowed"));
+			admin_reply(req, 405,
+			            admin_error("method not allowed"));
 		else
 			admin_prometheus(a, req);
 		return;
@@ -437,8 +437,8 @@ admin_start(struct node *n)
 	evhttp_set_allowed_methods(a->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
 	                                            EVHTTP_REQ_DELETE);
 	evhttp_set_gencb(a->http, admin_on_request, a);
-	if (evhttp_bind_socket(a->http, cfg->admin_bind[0] ? cfg->admin_bind
-	                                                   : "0.0.0.0",
+	if (evhttp_bind_socket(a->http,
+	                       cfg->admin_bind[0] ? cfg->admin_bind : "0.0.0.0",
 	                       cfg->admin_port) != 0) {
 		log_error("cannot listen for the admin API bind=%s port=%u "
 		          "err=\"%s\"",

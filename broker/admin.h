@@ -49,8 +49,8 @@ int admin_url_decode(const char *in, size_t len, char *out, size_t cap);
  *   escape); ERR_TOO_LARGE (collection over @p coll_cap or id over
  *   @p id_cap)
  */
-int admin_path_parse(const char *path, char *coll, size_t coll_cap,
-                     char *id, size_t id_cap);
+int admin_path_parse(const char *path, char *coll, size_t coll_cap, char *id,
+                     size_t id_cap);
 
 /**
  * Reads the paging parameters (NULL = absent): limit 1..ADMIN_PAGE_MAX,

@@ -190,16 +190,16 @@ admin_member_one(void *arg, const struct cluster_member *m)
 	snprintf(id, sizeof(id), "%016llx", (unsigned long long)m->node_id);
 	json_array_append_new(
 	        arg,
-	        json_pack("{s:o,s:o,s:o,s:s,s:I,s:s,s:s,s:I,s:b}", "name",
-	                  admin_str(m->name), "address", admin_str(m->addr),
-	                  "admin_address", admin_str(m->admin_addr), "node_id",
-	                  id, "incarnation", (json_int_t)m->incarnation,
-	                  "state", (unsigned)m->state < 4 ? states[m->state] : "?",
-	                  "link",
-	                  m->self      ? "self"
-	                  : m->link_up ? "up"
-	                               : "down",
-	                  "routes", (json_int_t)m->routes, "self", m->self));
+	        json_pack(
+	                "{s:o,s:o,s:o,s:s,s:I,s:s,s:s,s:I,s:b}", "name",
+	                admin_str(m->name), "address", admin_str(m->addr),
+	                "admin_address", admin_str(m->admin_addr), "node_id",
+	                id, "incarnation", (json_int_t)m->incarnation, "state",
+	                (unsigned)m->state < 4 ? states[m->state] : "?", "link",
+	                m->self      ? "self"
+	                : m->link_up ? "up"
+	                             : "down",
+	                "routes", (json_int_t)m->routes, "self", m->self));
 }
 
 static int
@@ -331,13 +331,12 @@ admin_sess_json(struct node *n, const struct sess *s)
 	admin_set(o, "online", json_boolean(s->conn != NULL));
 	admin_set(o, "protocol", json_integer(s->version));
 	admin_set(o, "persistent", json_boolean(s->expiry != 0));
-	admin_set(o, "expiry_s", s->expiry == UINT32_MAX
-	                                 ? json_null()
-	                                 : admin_u64(s->expiry));
+	admin_set(o, "expiry_s",
+	          s->expiry == UINT32_MAX ? json_null() : admin_u64(s->expiry));
 	admin_set(o, "expires_in_s",
 	          s->conn || !s->expire_at ? json_null()
-	          : s->expire_at > now     ? admin_u64((s->expire_at - now) / 1000)
-	                                   : admin_u64(0));
+	          : s->expire_at > now ? admin_u64((s->expire_at - now) / 1000)
+	                               : admin_u64(0));
 	admin_set(o, "subscriptions", admin_u64(admin_sess_subs(s)));
 	admin_set(o, "inflight", admin_u64(s->n_inflight));
 	admin_set(o, "queued", admin_u64(s->n_queued));
@@ -457,7 +456,8 @@ admin_get_one(struct admin_req *r, bool client, json_t **out)
 	json_t *o, *v;
 
 	if (!s || (client && !s->conn)) {
-		*out = admin_error(client ? "no such client" : "no such session");
+		*out = admin_error(client ? "no such client"
+		                          : "no such session");
 		return 404;
 	}
 	o = client ? admin_client_json(n, s) : admin_sess_json(n, s);
@@ -495,9 +495,8 @@ admin_del_client(struct admin_req *r, json_t **out)
 		return 404;
 	}
 	conn_kick(s->conn, "kicked by admin");
-	*out = json_pack("{s:o,s:o,s:b}", "client_id", admin_str(r->id),
-	                 "node", admin_str(admin_node(r)->cfg->node_name),
-	                 "kicked", 1);
+	*out = json_pack("{s:o,s:o,s:b}", "client_id", admin_str(r->id), "node",
+	                 admin_str(admin_node(r)->cfg->node_name), "kicked", 1);
 	return 200;
 }
 
@@ -511,9 +510,9 @@ admin_del_session(struct admin_req *r, json_t **out)
 		return 404;
 	}
 	sess_drop(s, "dropped by admin");
-	*out = json_pack("{s:o,s:o,s:b}", "client_id", admin_str(r->id),
-	                 "node", admin_str(admin_node(r)->cfg->node_name),
-	                 "dropped", 1);
+	*out = json_pack("{s:o,s:o,s:b}", "client_id", admin_str(r->id), "node",
+	                 admin_str(admin_node(r)->cfg->node_name), "dropped",
+	                 1);
 	return 200;
 }
 
@@ -586,10 +585,9 @@ admin_route_remote(void *arg, struct mqtt_bytes f, const char *node)
 {
 	struct admin_list *l = arg;
 
-	json_array_append_new(l->items,
-	                      json_pack("{s:o,s:o}", "filter",
-	                                admin_strn(f.p, f.len), "node",
-	                                admin_str(node)));
+	json_array_append_new(l->items, json_pack("{s:o,s:o}", "filter",
+	                                          admin_strn(f.p, f.len),
+	                                          "node", admin_str(node)));
 }
 
 static int
@@ -816,8 +814,7 @@ const struct admin_route admin_routes[] = {
 	  ADMIN_SCOPE_FIRST },
 	{ "sessions", 0, EVHTTP_REQ_GET, admin_get_sessions,
 	  ADMIN_SCOPE_MERGE },
-	{ "sessions", 1, EVHTTP_REQ_GET, admin_get_session,
-	  ADMIN_SCOPE_FIRST },
+	{ "sessions", 1, EVHTTP_REQ_GET, admin_get_session, ADMIN_SCOPE_FIRST },
 	{ "sessions", 1, EVHTTP_REQ_DELETE, admin_del_session,
 	  ADMIN_SCOPE_FIRST },
 	{ "subscriptions", 0, EVHTTP_REQ_GET, admin_get_subs,

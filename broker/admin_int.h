@@ -27,8 +27,8 @@ struct admin_fan;
 struct admin {
 	struct node *n;
 	struct evhttp *http;
-	char addr[320];          /* host:port the peers reach this API at */
-	struct admin_fan *fans;  /* fan-outs in progress (list) */
+	char addr[320];         /* host:port the peers reach this API at */
+	struct admin_fan *fans; /* fan-outs in progress (list) */
 };
 
 /* How an endpoint's answer spans the cluster. */
@@ -45,11 +45,11 @@ struct admin_req {
 	struct admin *a;
 	struct evhttp_request *req;
 	enum evhttp_cmd_type method;
-	char coll[32];         /* collection after /api/v1/ */
-	char *id;              /* the rest of the path, decoded ("" none) */
+	char coll[32];          /* collection after /api/v1/ */
+	char *id;               /* the rest of the path, decoded ("" none) */
 	struct evkeyvalq query; /* decoded query parameters */
-	bool local;            /* a peer asked: local state, unpaged */
-	size_t lim;            /* paging */
+	bool local;             /* a peer asked: local state, unpaged */
+	size_t lim;             /* paging */
 	size_t off;
 };
 
@@ -61,7 +61,7 @@ typedef int (*admin_handler_fn)(struct admin_req *r, json_t **out);
 
 struct admin_route {
 	const char *coll;
-	int id;                        /* 1: required, 0: none, -1: any */
+	int id; /* 1: required, 0: none, -1: any */
 	enum evhttp_cmd_type method;
 	admin_handler_fn fn;
 	enum admin_scope scope;

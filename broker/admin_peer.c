@@ -107,8 +107,7 @@ admin_fan_origin_closed(struct evhttp_connection *evcon, void *arg)
 
 /* A peer's answer (@p body may be NULL: it failed or was not JSON). */
 static void
-admin_fan_take(struct admin_fan *f, const char *node, int status,
-               json_t *body)
+admin_fan_take(struct admin_fan *f, const char *node, int status, json_t *body)
 {
 	json_t *items, *v;
 	size_t i;
@@ -127,8 +126,7 @@ admin_fan_take(struct admin_fan *f, const char *node, int status,
 		break;
 	case ADMIN_SCOPE_MERGE:
 		items = json_object_get(body, "items");
-		json_array_foreach (items, i, v)
-			json_array_append(f->items, v);
+		json_array_foreach(items, i, v) json_array_append(f->items, v);
 		break;
 	case ADMIN_SCOPE_VIEWS:
 		json_object_set(f->views, node, body);
@@ -232,8 +230,8 @@ admin_call_start(struct admin_fan *f, const struct cluster_member *m)
 	call->next = f->calls;
 	f->calls = call;
 	f->pending++;
-	if (evhttp_make_request(call->evcon, rq, evhttp_request_get_command(
-	                                                 f->req),
+	if (evhttp_make_request(call->evcon, rq,
+	                        evhttp_request_get_command(f->req),
 	                        evhttp_request_get_uri(f->req)) != 0) {
 		/* libevent freed rq; the failure is counted as unreachable */
 		f->calls = call->next;

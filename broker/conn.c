@@ -110,7 +110,7 @@ struct conn {
 	bool will_on_close;
 	uint8_t peer_ip[16]; /* peer address (4 bytes used for IPv4) */
 	uint16_t peer_port;
-	uint8_t peer_family; /* AF_INET, AF_INET6, or 0 when unknown */
+	uint8_t peer_family;   /* AF_INET, AF_INET6, or 0 when unknown */
 	char *username;        /* CONNECT's user name (admin API), or NULL */
 	uint64_t connected_ms; /* node_now_ms() when CONNACK went out */
 };
@@ -1003,8 +1003,8 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 	c->state = CONN_ACTIVE;
 	c->connected_ms = node_now_ms();
 	if (ck->has_username && !c->username) /* for the admin API only */
-		c->username = strndup((const char *)ck->username.p,
-		                      ck->username.len);
+		c->username =
+		        strndup((const char *)ck->username.p, ck->username.len);
 	/* a CONNACK that reports a session state just written (a stored
 	 * session discarded or created) waits until it is on disk */
 	if (conn_send_connack(c, present, ck->client_id.len == 0,

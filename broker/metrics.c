@@ -246,11 +246,11 @@ metrics_prom_hist(struct evbuffer *out, const struct store_stats *st)
 		cum += st->commit_hist[i];
 		b = store_commit_bound_us(i);
 		if (b == UINT64_MAX)
-			w = evbuffer_add_printf(
-			        out,
-			        "mqd_storage_commit_seconds_bucket{le=\"+Inf\"} "
-			        "%llu\n",
-			        (unsigned long long)cum);
+			w = evbuffer_add_printf(out,
+			                        "mqd_storage_commit_seconds_"
+			                        "bucket{le=\"+Inf\"} "
+			                        "%llu\n",
+			                        (unsigned long long)cum);
 		else
 			w = evbuffer_add_printf(
 			        out,
@@ -259,11 +259,12 @@ metrics_prom_hist(struct evbuffer *out, const struct store_stats *st)
 			        (double)b / 1e6, (unsigned long long)cum);
 	}
 	if (w >= 0)
-		w = evbuffer_add_printf(out,
-		                        "mqd_storage_commit_seconds_sum %.6f\n"
-		                        "mqd_storage_commit_seconds_count %llu\n",
-		                        (double)st->commit_us_sum / 1e6,
-		                        (unsigned long long)st->commits);
+		w = evbuffer_add_printf(
+		        out,
+		        "mqd_storage_commit_seconds_sum %.6f\n"
+		        "mqd_storage_commit_seconds_count %llu\n",
+		        (double)st->commit_us_sum / 1e6,
+		        (unsigned long long)st->commits);
 	return w < 0 ? ERR_NOMEM : 0;
 }
 

@@ -29,126 +29,125 @@ enum metric_type {
  * the $SYS path with '/' turned into '.'. Cluster acks and the per-peer
  * outbox depth join this table with the acknowledged forwarding (#6).
  */
-#define METRICS_TABLE(X)                                                      \
-	X(UPTIME, "uptime_seconds", NULL, NULL, METRIC_GAUGE, "uptime",       \
-	  "Seconds since the node started", g->uptime_s)                      \
-	X(CONNS, "connections", NULL, NULL, METRIC_GAUGE,                     \
-	  "connections/current", "Open client connections", n->n_conns)       \
-	X(CONN_ACC, "connections_accepted", NULL, NULL, METRIC_COUNTER,       \
-	  "connections/accepted", "Connections accepted",                    \
-	  n->stats.conn_accepted)                                             \
-	X(CONN_CLOSED, "connections_closed", NULL, NULL, METRIC_COUNTER,      \
-	  "connections/closed", "Connections closed", n->stats.conn_closed)   \
-	X(REF_MAX, "connections_refused", "reason", "max_connections",        \
-	  METRIC_COUNTER, "connections/refused/max_connections",              \
-	  "Connections refused, by reason", n->stats.conn_refused)            \
-	X(REF_CRED, "connections_refused", "reason", "bad_credentials",       \
-	  METRIC_COUNTER, "connections/refused/bad_credentials", NULL,        \
-	  n->stats.conn_refused_by[NODE_REFUSE_BAD_CREDENTIALS])              \
-	X(REF_AUTH, "connections_refused", "reason", "not_authorized",        \
-	  METRIC_COUNTER, "connections/refused/not_authorized", NULL,         \
-	  n->stats.conn_refused_by[NODE_REFUSE_NOT_AUTHORIZED])               \
-	X(REF_ID, "connections_refused", "reason", "client_id",               \
-	  METRIC_COUNTER, "connections/refused/client_id", NULL,              \
-	  n->stats.conn_refused_by[NODE_REFUSE_CLIENT_ID])                    \
-	X(REF_PROTO, "connections_refused", "reason", "protocol",             \
-	  METRIC_COUNTER, "connections/refused/protocol", NULL,               \
-	  n->stats.conn_refused_by[NODE_REFUSE_PROTOCOL])                     \
-	X(REF_UNAV, "connections_refused", "reason", "unavailable",           \
-	  METRIC_COUNTER, "connections/refused/unavailable", NULL,            \
-	  n->stats.conn_refused_by[NODE_REFUSE_UNAVAILABLE])                  \
-	X(REF_OTHER, "connections_refused", "reason", "other",                \
-	  METRIC_COUNTER, "connections/refused/other", NULL,                  \
-	  n->stats.conn_refused_by[NODE_REFUSE_OTHER])                        \
-	X(MIN0, "messages_received", "qos", "0", METRIC_COUNTER,              \
-	  "messages/received/qos0", "PUBLISH packets received, by QoS",      \
-	  n->stats.msgs_in_qos[0])                                            \
-	X(MIN1, "messages_received", "qos", "1", METRIC_COUNTER,              \
-	  "messages/received/qos1", NULL, n->stats.msgs_in_qos[1])            \
-	X(MIN2, "messages_received", "qos", "2", METRIC_COUNTER,              \
-	  "messages/received/qos2", NULL, n->stats.msgs_in_qos[2])            \
-	X(MOUT0, "messages_sent", "qos", "0", METRIC_COUNTER,                 \
-	  "messages/sent/qos0", "PUBLISH packets sent, by QoS",              \
-	  n->stats.msgs_out_qos[0])                                           \
-	X(MOUT1, "messages_sent", "qos", "1", METRIC_COUNTER,                 \
-	  "messages/sent/qos1", NULL, n->stats.msgs_out_qos[1])               \
-	X(MOUT2, "messages_sent", "qos", "2", METRIC_COUNTER,                 \
-	  "messages/sent/qos2", NULL, n->stats.msgs_out_qos[2])               \
-	X(PIN0, "payload_bytes_received", "qos", "0", METRIC_COUNTER,         \
-	  "payload/received/qos0", "Payload bytes received, by QoS",         \
-	  n->stats.payload_in_qos[0])                                         \
-	X(PIN1, "payload_bytes_received", "qos", "1", METRIC_COUNTER,         \
-	  "payload/received/qos1", NULL, n->stats.payload_in_qos[1])          \
-	X(PIN2, "payload_bytes_received", "qos", "2", METRIC_COUNTER,         \
-	  "payload/received/qos2", NULL, n->stats.payload_in_qos[2])          \
-	X(POUT0, "payload_bytes_sent", "qos", "0", METRIC_COUNTER,            \
-	  "payload/sent/qos0", "Payload bytes sent, by QoS",                 \
-	  n->stats.payload_out_qos[0])                                        \
-	X(POUT1, "payload_bytes_sent", "qos", "1", METRIC_COUNTER,            \
-	  "payload/sent/qos1", NULL, n->stats.payload_out_qos[1])             \
-	X(POUT2, "payload_bytes_sent", "qos", "2", METRIC_COUNTER,            \
-	  "payload/sent/qos2", NULL, n->stats.payload_out_qos[2])             \
-	X(BIN, "bytes_received", NULL, NULL, METRIC_COUNTER,                  \
-	  "bytes/received", "Bytes read from client sockets",                 \
-	  n->stats.bytes_in)                                                  \
-	X(BOUT, "bytes_sent", NULL, NULL, METRIC_COUNTER, "bytes/sent",       \
-	  "Bytes written to client sockets", n->stats.bytes_out)              \
-	X(DROP_QF, "messages_dropped", "reason", "queue_full",                \
-	  METRIC_COUNTER, "messages/dropped/queue_full",                      \
-	  "Messages dropped, by reason", n->stats.msgs_dropped_queue_full)    \
-	X(DROP_SLOW, "messages_dropped", "reason", "slow_client",             \
-	  METRIC_COUNTER, "messages/dropped/slow_client", NULL,               \
-	  n->stats.msgs_dropped_slow)                                         \
-	X(DROP_OFF, "messages_dropped", "reason", "offline_qos0",             \
-	  METRIC_COUNTER, "messages/dropped/offline_qos0", NULL,              \
-	  n->stats.msgs_dropped_offline)                                      \
-	X(DROP_BIG, "messages_dropped", "reason", "too_large",                \
-	  METRIC_COUNTER, "messages/dropped/too_large", NULL,                 \
-	  n->stats.msgs_dropped_too_large)                                    \
-	X(RETAINED, "retained_messages", NULL, NULL, METRIC_GAUGE,            \
-	  "retained/count", "Retained messages held", g->retained)            \
-	X(SESS_ON, "sessions", "state", "online", METRIC_GAUGE,               \
-	  "sessions/online", "Sessions, online or offline", g->sess_online)   \
-	X(SESS_OFF, "sessions", "state", "offline", METRIC_GAUGE,             \
-	  "sessions/offline", NULL, g->sess_offline)                          \
-	X(SUBS, "subscriptions", NULL, NULL, METRIC_GAUGE,                    \
-	  "subscriptions/count", "Subscriptions held by sessions", g->subs)   \
-	X(QUEUED, "messages_queued", NULL, NULL, METRIC_GAUGE,                \
-	  "messages/queued", "QoS 1/2 messages waiting in session queues",    \
-	  g->queued)                                                          \
-	X(INFLIGHT, "messages_inflight", NULL, NULL, METRIC_GAUGE,            \
-	  "messages/inflight", "QoS 1/2 messages sent and not yet acked",     \
-	  g->inflight)                                                        \
-	X(KICKED, "clients_kicked", NULL, NULL, METRIC_COUNTER,               \
-	  "clients/kicked", "Clients closed by an admin", n->stats.clients_kicked) \
-	X(SDROP, "sessions_dropped", NULL, NULL, METRIC_COUNTER,              \
-	  "sessions/dropped", "Sessions removed by an admin",                 \
-	  n->stats.sessions_dropped)                                          \
-	X(ST_SIZE, "storage_size_bytes", NULL, NULL, METRIC_GAUGE,            \
-	  "storage/size_bytes", "Size of the LMDB map", g->st.map_size)       \
-	X(ST_BATCH, "storage_batches", NULL, NULL, METRIC_COUNTER,            \
-	  "storage/batches", "Write batches committed", g->st.batches)        \
-	X(ST_ERR, "storage_batch_errors", NULL, NULL, METRIC_COUNTER,         \
-	  "storage/batch_errors", "Write batches that failed",                \
-	  g->st.batch_errors)                                                 \
-	X(ST_COMMITS, "storage_commits", NULL, NULL, METRIC_COUNTER,          \
+#define METRICS_TABLE(X)                                                       \
+	X(UPTIME, "uptime_seconds", NULL, NULL, METRIC_GAUGE, "uptime",        \
+	  "Seconds since the node started", g->uptime_s)                       \
+	X(CONNS, "connections", NULL, NULL, METRIC_GAUGE,                      \
+	  "connections/current", "Open client connections", n->n_conns)        \
+	X(CONN_ACC, "connections_accepted", NULL, NULL, METRIC_COUNTER,        \
+	  "connections/accepted", "Connections accepted",                      \
+	  n->stats.conn_accepted)                                              \
+	X(CONN_CLOSED, "connections_closed", NULL, NULL, METRIC_COUNTER,       \
+	  "connections/closed", "Connections closed", n->stats.conn_closed)    \
+	X(REF_MAX, "connections_refused", "reason", "max_connections",         \
+	  METRIC_COUNTER, "connections/refused/max_connections",               \
+	  "Connections refused, by reason", n->stats.conn_refused)             \
+	X(REF_CRED, "connections_refused", "reason", "bad_credentials",        \
+	  METRIC_COUNTER, "connections/refused/bad_credentials", NULL,         \
+	  n->stats.conn_refused_by[NODE_REFUSE_BAD_CREDENTIALS])               \
+	X(REF_AUTH, "connections_refused", "reason", "not_authorized",         \
+	  METRIC_COUNTER, "connections/refused/not_authorized", NULL,          \
+	  n->stats.conn_refused_by[NODE_REFUSE_NOT_AUTHORIZED])                \
+	X(REF_ID, "connections_refused", "reason", "client_id",                \
+	  METRIC_COUNTER, "connections/refused/client_id", NULL,               \
+	  n->stats.conn_refused_by[NODE_REFUSE_CLIENT_ID])                     \
+	X(REF_PROTO, "connections_refused", "reason", "protocol",              \
+	  METRIC_COUNTER, "connections/refused/protocol", NULL,                \
+	  n->stats.conn_refused_by[NODE_REFUSE_PROTOCOL])                      \
+	X(REF_UNAV, "connections_refused", "reason", "unavailable",            \
+	  METRIC_COUNTER, "connections/refused/unavailable", NULL,             \
+	  n->stats.conn_refused_by[NODE_REFUSE_UNAVAILABLE])                   \
+	X(REF_OTHER, "connections_refused", "reason", "other", METRIC_COUNTER, \
+	  "connections/refused/other", NULL,                                   \
+	  n->stats.conn_refused_by[NODE_REFUSE_OTHER])                         \
+	X(MIN0, "messages_received", "qos", "0", METRIC_COUNTER,               \
+	  "messages/received/qos0", "PUBLISH packets received, by QoS",        \
+	  n->stats.msgs_in_qos[0])                                             \
+	X(MIN1, "messages_received", "qos", "1", METRIC_COUNTER,               \
+	  "messages/received/qos1", NULL, n->stats.msgs_in_qos[1])             \
+	X(MIN2, "messages_received", "qos", "2", METRIC_COUNTER,               \
+	  "messages/received/qos2", NULL, n->stats.msgs_in_qos[2])             \
+	X(MOUT0, "messages_sent", "qos", "0", METRIC_COUNTER,                  \
+	  "messages/sent/qos0", "PUBLISH packets sent, by QoS",                \
+	  n->stats.msgs_out_qos[0])                                            \
+	X(MOUT1, "messages_sent", "qos", "1", METRIC_COUNTER,                  \
+	  "messages/sent/qos1", NULL, n->stats.msgs_out_qos[1])                \
+	X(MOUT2, "messages_sent", "qos", "2", METRIC_COUNTER,                  \
+	  "messages/sent/qos2", NULL, n->stats.msgs_out_qos[2])                \
+	X(PIN0, "payload_bytes_received", "qos", "0", METRIC_COUNTER,          \
+	  "payload/received/qos0", "Payload bytes received, by QoS",           \
+	  n->stats.payload_in_qos[0])                                          \
+	X(PIN1, "payload_bytes_received", "qos", "1", METRIC_COUNTER,          \
+	  "payload/received/qos1", NULL, n->stats.payload_in_qos[1])           \
+	X(PIN2, "payload_bytes_received", "qos", "2", METRIC_COUNTER,          \
+	  "payload/received/qos2", NULL, n->stats.payload_in_qos[2])           \
+	X(POUT0, "payload_bytes_sent", "qos", "0", METRIC_COUNTER,             \
+	  "payload/sent/qos0", "Payload bytes sent, by QoS",                   \
+	  n->stats.payload_out_qos[0])                                         \
+	X(POUT1, "payload_bytes_sent", "qos", "1", METRIC_COUNTER,             \
+	  "payload/sent/qos1", NULL, n->stats.payload_out_qos[1])              \
+	X(POUT2, "payload_bytes_sent", "qos", "2", METRIC_COUNTER,             \
+	  "payload/sent/qos2", NULL, n->stats.payload_out_qos[2])              \
+	X(BIN, "bytes_received", NULL, NULL, METRIC_COUNTER, "bytes/received", \
+	  "Bytes read from client sockets", n->stats.bytes_in)                 \
+	X(BOUT, "bytes_sent", NULL, NULL, METRIC_COUNTER, "bytes/sent",        \
+	  "Bytes written to client sockets", n->stats.bytes_out)               \
+	X(DROP_QF, "messages_dropped", "reason", "queue_full", METRIC_COUNTER, \
+	  "messages/dropped/queue_full", "Messages dropped, by reason",        \
+	  n->stats.msgs_dropped_queue_full)                                    \
+	X(DROP_SLOW, "messages_dropped", "reason", "slow_client",              \
+	  METRIC_COUNTER, "messages/dropped/slow_client", NULL,                \
+	  n->stats.msgs_dropped_slow)                                          \
+	X(DROP_OFF, "messages_dropped", "reason", "offline_qos0",              \
+	  METRIC_COUNTER, "messages/dropped/offline_qos0", NULL,               \
+	  n->stats.msgs_dropped_offline)                                       \
+	X(DROP_BIG, "messages_dropped", "reason", "too_large", METRIC_COUNTER, \
+	  "messages/dropped/too_large", NULL, n->stats.msgs_dropped_too_large) \
+	X(RETAINED, "retained_messages", NULL, NULL, METRIC_GAUGE,             \
+	  "retained/count", "Retained messages held", g->retained)             \
+	X(SESS_ON, "sessions", "state", "online", METRIC_GAUGE,                \
+	  "sessions/online", "Sessions, online or offline", g->sess_online)    \
+	X(SESS_OFF, "sessions", "state", "offline", METRIC_GAUGE,              \
+	  "sessions/offline", NULL, g->sess_offline)                           \
+	X(SUBS, "subscriptions", NULL, NULL, METRIC_GAUGE,                     \
+	  "subscriptions/count", "Subscriptions held by sessions", g->subs)    \
+	X(QUEUED, "messages_queued", NULL, NULL, METRIC_GAUGE,                 \
+	  "messages/queued", "QoS 1/2 messages waiting in session queues",     \
+	  g->queued)                                                           \
+	X(INFLIGHT, "messages_inflight", NULL, NULL, METRIC_GAUGE,             \
+	  "messages/inflight", "QoS 1/2 messages sent and not yet acked",      \
+	  g->inflight)                                                         \
+	X(KICKED, "clients_kicked", NULL, NULL, METRIC_COUNTER,                \
+	  "clients/kicked", "Clients closed by an admin",                      \
+	  n->stats.clients_kicked)                                             \
+	X(SDROP, "sessions_dropped", NULL, NULL, METRIC_COUNTER,               \
+	  "sessions/dropped", "Sessions removed by an admin",                  \
+	  n->stats.sessions_dropped)                                           \
+	X(ST_SIZE, "storage_size_bytes", NULL, NULL, METRIC_GAUGE,             \
+	  "storage/size_bytes", "Size of the LMDB map", g->st.map_size)        \
+	X(ST_BATCH, "storage_batches", NULL, NULL, METRIC_COUNTER,             \
+	  "storage/batches", "Write batches committed", g->st.batches)         \
+	X(ST_ERR, "storage_batch_errors", NULL, NULL, METRIC_COUNTER,          \
+	  "storage/batch_errors", "Write batches that failed",                 \
+	  g->st.batch_errors)                                                  \
+	X(ST_COMMITS, "storage_commits", NULL, NULL, METRIC_COUNTER,           \
 	  "storage/commits", "Group commits (latency samples)", g->st.commits) \
-	X(CL_FWD, "cluster_forwarded", NULL, NULL, METRIC_COUNTER,            \
-	  "cluster/forwarded", "Message copies forwarded to peers",           \
-	  n->stats.cluster_forwarded)                                         \
-	X(CL_RECV, "cluster_received", NULL, NULL, METRIC_COUNTER,            \
-	  "cluster/received", "Messages peers forwarded to this node",        \
-	  n->stats.cluster_received)                                          \
-	X(CL_ALIVE, "cluster_members", "state", "alive", METRIC_GAUGE,        \
-	  "cluster/members/alive", "Cluster members (this node included)",    \
-	  g->members[0])                                                      \
-	X(CL_SUSPECT, "cluster_members", "state", "suspect", METRIC_GAUGE,    \
-	  "cluster/members/suspect", NULL, g->members[1])                     \
-	X(CL_DEAD, "cluster_members", "state", "dead", METRIC_GAUGE,          \
-	  "cluster/members/dead", NULL, g->members[2])                        \
-	X(CL_LEFT, "cluster_members", "state", "left", METRIC_GAUGE,          \
-	  "cluster/members/left", NULL, g->members[3])                        \
-	X(CL_LINKS, "cluster_links_up", NULL, NULL, METRIC_GAUGE,             \
+	X(CL_FWD, "cluster_forwarded", NULL, NULL, METRIC_COUNTER,             \
+	  "cluster/forwarded", "Message copies forwarded to peers",            \
+	  n->stats.cluster_forwarded)                                          \
+	X(CL_RECV, "cluster_received", NULL, NULL, METRIC_COUNTER,             \
+	  "cluster/received", "Messages peers forwarded to this node",         \
+	  n->stats.cluster_received)                                           \
+	X(CL_ALIVE, "cluster_members", "state", "alive", METRIC_GAUGE,         \
+	  "cluster/members/alive", "Cluster members (this node included)",     \
+	  g->members[0])                                                       \
+	X(CL_SUSPECT, "cluster_members", "state", "suspect", METRIC_GAUGE,     \
+	  "cluster/members/suspect", NULL, g->members[1])                      \
+	X(CL_DEAD, "cluster_members", "state", "dead", METRIC_GAUGE,           \
+	  "cluster/members/dead", NULL, g->members[2])                         \
+	X(CL_LEFT, "cluster_members", "state", "left", METRIC_GAUGE,           \
+	  "cluster/members/left", NULL, g->members[3])                         \
+	X(CL_LINKS, "cluster_links_up", NULL, NULL, METRIC_GAUGE,              \
 	  "cluster/links_up", "Peers with an established link", g->links_up)
 
 enum metric_id {
@@ -173,9 +172,9 @@ extern const struct metric_def metrics_defs[METRIC_N];
 
 /** One cluster peer's link, as the snapshot saw it. */
 struct metrics_peer {
-	char *name;    /* owned */
-	int state;     /* enum cluster_member_state */
-	bool link_up;  /* an established link */
+	char *name;      /* owned */
+	int state;       /* enum cluster_member_state */
+	bool link_up;    /* an established link */
 	uint64_t routes; /* filters it announced */
 };
 

@@ -488,8 +488,8 @@ void router_send_retained(struct node *n, struct sess *s,
 
 /** What the admin API shows of a connection (conn_get_info). */
 struct conn_info {
-	char addr[56];        /* peer "ip:port" / "[ip]:port" */
-	const char *username; /* borrowed from the connection, or NULL */
+	char addr[56];         /* peer "ip:port" / "[ip]:port" */
+	const char *username;  /* borrowed from the connection, or NULL */
 	uint64_t connected_ms; /* node_now_ms() at CONNACK, 0 before */
 	uint16_t keepalive;    /* seconds, as granted */
 	uint8_t version;       /* protocol level */

@@ -28,12 +28,10 @@ sys_put(struct node *n, const char *path, const char *value)
 	w = snprintf(topic, sizeof(topic), SYS_PREFIX "%s", path);
 	if (w < 0 || (size_t)w >= sizeof(topic))
 		return;
-	m = router_msg_new(n,
-	                   (struct mqtt_bytes){ (const uint8_t *)topic,
-	                                        (size_t)w },
-	                   (struct mqtt_bytes){ (const uint8_t *)value,
-	                                        strlen(value) },
-	                   NULL, 0, true);
+	m = router_msg_new(
+	        n, (struct mqtt_bytes){ (const uint8_t *)topic, (size_t)w },
+	        (struct mqtt_bytes){ (const uint8_t *)value, strlen(value) },
+	        NULL, 0, true);
 	if (!m)
 		return; /* out of memory: the next interval tries again */
 	if (retain_set(n->retained, m) != 0) {

@@ -948,7 +948,8 @@ cluster_leave(struct cluster *c)
 		if (m->self)
 			continue;
 		if (m->dialing != NULL)
-			link_close(m->dialing, CLUSTER_LOG_DEBUG, "cluster left");
+			link_close(m->dialing, CLUSTER_LOG_DEBUG,
+			           "cluster left");
 		if (m->state <= CLUSTER_SUSPECT) {
 			m->left_by_us = true;
 			swim_set_state(c, m, CLUSTER_LEFT, m->inc, false);
@@ -987,7 +988,8 @@ cluster_routes_each(struct cluster *c,
 			for (k = 0; k < e->n_nodes; k++) {
 				if (e->nodes[k] >= c->n_members)
 					continue;
-				fn(arg, (struct mqtt_bytes){ e->filter, e->len },
+				fn(arg,
+				   (struct mqtt_bytes){ e->filter, e->len },
 				   c->members[e->nodes[k]]->name);
 			}
 		}

@@ -105,18 +105,18 @@ struct cluster_hooks {
 };
 
 struct cluster_config {
-	const char *node_name; /* unique in the cluster */
-	uint64_t node_id;      /* stored node id (storage) */
-	const char *bind;      /* address to listen on */
-	uint16_t port;         /* cluster port; 0 = any free one (tests) */
-	const char *advertise; /* host:port peers use ("host" alone: the
-	                        * bound port); "" = bind:port, or the host
-	                        * name and port when bind is a wildcard */
-	const char *seeds;     /* "host:port,host:port", "" = run alone */
-	const char *secret;    /* shared secret; "" = none */
-	uint32_t ping_ms;      /* probe period, 0 = 1000 */
-	uint32_t dead_ms;      /* unanswered this long: dead, 0 = 5000;
-	                        * raised to 4 * ping_ms if below */
+	const char *node_name;  /* unique in the cluster */
+	uint64_t node_id;       /* stored node id (storage) */
+	const char *bind;       /* address to listen on */
+	uint16_t port;          /* cluster port; 0 = any free one (tests) */
+	const char *advertise;  /* host:port peers use ("host" alone: the
+	                         * bound port); "" = bind:port, or the host
+	                         * name and port when bind is a wildcard */
+	const char *seeds;      /* "host:port,host:port", "" = run alone */
+	const char *secret;     /* shared secret; "" = none */
+	uint32_t ping_ms;       /* probe period, 0 = 1000 */
+	uint32_t dead_ms;       /* unanswered this long: dead, 0 = 5000;
+	                         * raised to 4 * ping_ms if below */
 	const char *admin_addr; /* host:port of this node's admin API, told
 	                         * to peers in Hello; NULL or "" = none */
 };

@@ -316,14 +316,14 @@ struct cluster {
 	size_t gossip_next; /* piggy-back round-robin position */
 	struct relay relays[CLUSTER_RELAYS_MAX];
 	size_t n_relays;
-	struct buf out;         /* frame scratch */
-	uint64_t log_window_ms; /* rate limit: window start */
-	uint32_t log_lines;     /* rate limit: lines in the window */
-	uint32_t log_dropped;   /* rate limit: lines suppressed */
+	struct buf out;          /* frame scratch */
+	uint64_t log_window_ms;  /* rate limit: window start */
+	uint32_t log_lines;      /* rate limit: lines in the window */
+	uint32_t log_dropped;    /* rate limit: lines suppressed */
 	char *admin_addr;        /* this node's admin API, or NULL */
 	struct seed *join_seeds; /* seeds added by cluster_join (list) */
 	size_t n_join_seeds;
-	bool left;               /* cluster_leave, not joined since */
+	bool left; /* cluster_leave, not joined since */
 };
 
 /* cluster.c */
