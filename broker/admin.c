@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 #include <jansson.h>
@@ -416,6 +417,14 @@ admin_addr_for(const struct node *n, char *buf, size_t len)
 	         (unsigned)cfg->admin_port);
 }
 
+static void
+admin_on_reap(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	admin_fan_reap(arg);
+}
+
 int
 admin_start(struct node *n)
 {
@@ -427,7 +436,12 @@ admin_start(struct node *n)
 		return ERR_NOMEM;
 	a->n = n;
 	a->http = evhttp_new(n->base);
-	if (!a->http) {
+	a->reap_ev = event_new(n->base, -1, 0, admin_on_reap, a);
+	if (!a->http || !a->reap_ev) {
+		if (a->http)
+			evhttp_free(a->http);
+		if (a->reap_ev)
+			event_free(a->reap_ev);
 		free(a);
 		return ERR_NOMEM;
 	}
@@ -444,6 +458,7 @@ admin_start(struct node *n)
 		          "err=\"%s\"",
 		          cfg->admin_bind, cfg->admin_port, strerror(errno));
 		evhttp_free(a->http);
+		event_free(a->reap_ev);
 		free(a);
 		return ERR_IO;
 	}
@@ -464,6 +479,7 @@ admin_stop(struct node *n)
 		return;
 	admin_fan_stop_all(a);
 	evhttp_free(a->http);
+	event_free(a->reap_ev);
 	free(a);
 	n->admin = NULL;
 }

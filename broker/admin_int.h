@@ -17,6 +17,8 @@
 
 struct node;
 struct admin_fan;
+struct admin_call;
+struct event;
 
 /* Header a node sets when it asks a peer: answer from local state only,
  * listings unpaged. */
@@ -27,8 +29,11 @@ struct admin_fan;
 struct admin {
 	struct node *n;
 	struct evhttp *http;
-	char addr[320];         /* host:port the peers reach this API at */
-	struct admin_fan *fans; /* fan-outs in progress (list) */
+	char addr[320];          /* host:port the peers reach this API at */
+	struct admin_fan *fans;  /* fan-outs in progress (list) */
+	struct admin_call *done; /* answered peer calls, freed by reap_ev */
+	struct event *reap_ev;   /* frees their connections after the
+	                          * callback (libevent still holds them) */
 };
 
 /* How an endpoint's answer spans the cluster. */
@@ -96,5 +101,7 @@ void admin_fan_start(struct admin_req *r, enum admin_scope scope, int status,
                      json_t *local);
 /** Drops every fan-out in progress without answering (stop). */
 void admin_fan_stop_all(struct admin *a);
+/** Frees the connections of answered peer calls (a->reap_ev). */
+void admin_fan_reap(struct admin *a);
 
 #endif

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
 
@@ -161,7 +162,12 @@ admin_call_done(struct evhttp_request *resp, void *arg)
 			*pp = call->next;
 			break;
 		}
-	free(call); /* its connection frees itself (free_on_completion) */
+	/* libevent still uses the connection after this callback: it is
+	 * freed from the reap event */
+	call->f = NULL;
+	call->next = f->a->done;
+	f->a->done = call;
+	event_active(f->a->reap_ev, EV_TIMEOUT, 0);
 	if (--f->pending == 0)
 		admin_fan_finish(f);
 }
@@ -218,7 +224,6 @@ admin_call_start(struct admin_fan *f, const struct cluster_member *m)
 		return -1;
 	}
 	evhttp_connection_set_timeout(call->evcon, ADMIN_PEER_TIMEOUT_S);
-	evhttp_connection_free_on_completion(call->evcon);
 	h = evhttp_request_get_output_headers(rq);
 	evhttp_add_header(h, "Host", m->admin_addr);
 	evhttp_add_header(h, ADMIN_LOCAL_HDR, "1");
@@ -303,6 +308,18 @@ admin_fan_start(struct admin_req *r, enum admin_scope scope, int status,
 }
 
 void
+admin_fan_reap(struct admin *a)
+{
+	struct admin_call *call;
+
+	while ((call = a->done) != NULL) {
+		a->done = call->next;
+		evhttp_connection_free(call->evcon);
+		free(call);
+	}
+}
+
+void
 admin_fan_stop_all(struct admin *a)
 {
 	struct admin_call *call;
@@ -320,4 +337,5 @@ admin_fan_stop_all(struct admin *a)
 			evhttp_connection_set_closecb(f->origin, NULL, NULL);
 		admin_fan_free(f);
 	}
+	admin_fan_reap(a);
 }
