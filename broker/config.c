@@ -15,6 +15,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <ini.h>
 
 #include "proto/proto.h"
@@ -861,6 +863,21 @@ config_flags_walk(struct config_ld *ld, int argc, char **argv, bool apply)
 	return 0;
 }
 
+/* Rules that span keys, checked once every source is applied. */
+static int
+config_check(struct config_ld *ld)
+{
+	const struct config *cfg = ld->cfg;
+
+	if (!config_addr_is_loopback(cfg->admin_bind) && !cfg->admin_token[0])
+		return config_fail(ld, ERR_MALFORMED,
+		                   "[admin] token: required when [admin] bind "
+		                   "\"%s\" is not a loopback address (set "
+		                   "MQD_ADMIN_TOKEN, or bind 127.0.0.1)",
+		                   cfg->admin_bind);
+	return 0;
+}
+
 /* Everything after the first pass over the flags. */
 static int
 config_build(struct config_ld *ld, int argc, char **argv, char **envp)
@@ -874,6 +891,8 @@ config_build(struct config_ld *ld, int argc, char **argv, char **envp)
 		rc = config_env(ld, envp);
 	if (rc == 0)
 		rc = config_flags_walk(ld, argc, argv, true);
+	if (rc == 0)
+		rc = config_check(ld);
 	if (rc == 0 && ld->path) {
 		ld->cfg->config_path = strdup(ld->path);
 		if (!ld->cfg->config_path)
@@ -1060,4 +1079,20 @@ config_usage(void *out)
 	fprintf(o, "\nkeys ([section] key = default (allowed values)):\n");
 	for (i = 0; i < CONFIG_NKEYS; i++)
 		config_usage_key(o, &config_keys[i]);
+}
+
+bool
+config_addr_is_loopback(const char *addr)
+{
+	unsigned char a[16];
+
+	if (!addr || !addr[0])
+		return false; /* all addresses */
+	if (strcmp(addr, "localhost") == 0)
+		return true;
+	if (inet_pton(AF_INET, addr, a) == 1)
+		return a[0] == 127;
+	if (inet_pton(AF_INET6, addr, a) == 1)
+		return memcmp(a, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\1", 16) == 0;
+	return false;
 }

@@ -121,4 +121,10 @@ bool config_key_name(size_t i, const char **section, const char **key);
 int config_key_format(const struct config *cfg, size_t i, char *buf,
                       size_t len);
 
+/**
+ * True when @p addr is a loopback address: 127.0.0.0/8, ::1 or
+ * "localhost". "" (all addresses) and host names are not.
+ */
+bool config_addr_is_loopback(const char *addr);
+
 #endif

@@ -6,6 +6,7 @@
  * message payloads are written by reference with writev.
  */
 #include "broker/auth.h"
+#include "broker/metrics.h"
 #include "broker/node.h"
 
 #include <errno.h>
@@ -112,7 +113,9 @@ struct conn {
 	bool will_on_close;
 	uint8_t peer_ip[16]; /* peer address (4 bytes used for IPv4) */
 	uint16_t peer_port;
-	uint8_t peer_family; /* AF_INET, AF_INET6, or 0 when unknown */
+	uint8_t peer_family;   /* AF_INET, AF_INET6, or 0 when unknown */
+	char *username;        /* CONNECT's user name (admin API), or NULL */
+	uint64_t connected_ms; /* node_now_ms() when CONNACK went out */
 };
 
 /* What a parked CONNECT needs to go on (conn_park). */
@@ -494,6 +497,7 @@ conn_destroy(struct conn *c)
 	}
 	conn_free_output(c);
 	free(c->rbuf);
+	free(c->username);
 	n->n_conns--;
 	n->stats.conn_closed++;
 	free(c);
@@ -827,6 +831,7 @@ conn_refuse(struct conn *c, uint8_t rc, const char *why)
 	pkt.u.connack.rc = rc;
 	conn_set_reason(c, &pkt, why);
 	conn_send_packet(c, &pkt);
+	c->node->stats.conn_refused_by[metrics_refuse_reason(rc)]++;
 	if (log_limit_ok(&c->node->log_lim, 20))
 		log_info("connection refused addr=%s rc=%u reason=\"%s\"",
 		         conn_addr(c, ab), rc, why);
@@ -1031,6 +1036,9 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		    mqtt_props_has(&ck->will_props, MQTT_PROP_MESSAGE_EXPIRY))
 			c->v5->will_expiry = ck->will_props.message_expiry;
 	}
+	if (ck->has_username && !c->username) /* for the admin API only */
+		c->username =
+		        strndup((const char *)ck->username.p, ck->username.len);
 	if (conn_park(c, id, id_len, ck->clean_start, expiry, keepalive,
 	              server_keepalive, ck->client_id.len == 0, auth_data))
 		return; /* goes on in conn_takeover_done */
@@ -1070,6 +1078,7 @@ conn_connect_finish(struct conn *c, const char *id, size_t id_len, bool clean,
 	c->keepalive = keepalive;
 	c->deadline = keepalive ? node_now_ms() + keepalive * 1500ull : 0;
 	c->state = CONN_ACTIVE;
+	c->connected_ms = node_now_ms();
 	/* a CONNACK that reports a session state just written (a stored
 	 * session discarded or created, or one handed over by another node)
 	 * waits until it is on disk */
@@ -1539,6 +1548,8 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	int err = 0;
 
 	n->stats.msgs_in++;
+	n->stats.msgs_in_qos[p.qos]++;
+	n->stats.payload_in_qos[p.qos] += p.payload.len;
 	if (c->v5) {
 		rc = conn_topic_alias(c, &p);
 		if (rc) {
@@ -2044,4 +2055,42 @@ conn_tick(struct node *n, uint64_t now)
 			conn_abort(c, MQTT_RC_KEEPALIVE_TIMEOUT,
 			           "keepalive timeout");
 	}
+}
+
+/* ---- admin API ---- */
+
+void
+conn_get_info(const struct conn *c, struct conn_info *out)
+{
+	memset(out, 0, sizeof(*out));
+	conn_addr(c, out->addr);
+	if (!c->peer_family)
+		snprintf(out->addr, sizeof(out->addr), "?");
+	out->username = c->username;
+	out->connected_ms = c->connected_ms;
+	out->keepalive = c->keepalive;
+	out->version = c->version;
+	out->pending = c->out_bytes;
+}
+
+void
+conn_kick(struct conn *c, const char *why)
+{
+	c->node->stats.clients_kicked++;
+	log_info("client kicked client=%s reason=\"%s\"", conn_client_id(c),
+	         why);
+	/* v5: DISCONNECT 0x98 (Administrative action) first; 3.1.1: close */
+	conn_abort(c, MQTT_RC_ADMIN_ACTION, why);
+}
+
+void
+conn_drop_session(struct conn *c, const char *why)
+{
+	struct sess *s = c->sess;
+
+	if (s && s->conn == c) {
+		s->conn = NULL;
+		c->sess = NULL;
+	}
+	conn_kick(c, why);
 }

@@ -154,3 +154,13 @@ listener_close_all(struct node *n)
 		free(l);
 	}
 }
+
+void
+listener_foreach(struct node *n, void (*fn)(void *arg, const char *name),
+                 void *arg)
+{
+	struct listener *l;
+
+	for (l = n->listeners; l; l = l->next)
+		fn(arg, l->name);
+}

@@ -23,6 +23,8 @@
 
 #include <event2/event.h>
 
+#include "broker/admin.h"
+
 #include "cluster/cluster.h"
 
 /* One topic filter with local subscribers. */
@@ -849,6 +851,7 @@ mesh_start(struct node *n)
 	struct cluster_config cc;
 	struct cluster_hooks h;
 	struct mesh *m;
+	char admin[320];
 	int rc;
 
 	m = calloc(1, sizeof(*m));
@@ -865,6 +868,8 @@ mesh_start(struct node *n)
 	cc.seeds = cfg->cluster_seeds;
 	cc.secret = cfg->cluster_secret;
 	cc.outbox_max = cfg->cluster_outbox_max;
+	admin_addr_for(n, admin, sizeof(admin));
+	cc.admin_addr = admin;
 	memset(&h, 0, sizeof(h));
 	h.arg = n;
 	h.deliver = mesh_on_deliver;
@@ -941,4 +946,28 @@ mesh_stop(struct node *n)
 	free(m->slots);
 	free(m);
 	n->mesh = NULL;
+}
+
+struct cluster *
+mesh_cluster(struct node *n)
+{
+	return n->mesh ? n->mesh->c : NULL;
+}
+
+void
+mesh_routes_each(struct node *n,
+                 void (*fn)(void *arg, struct mqtt_bytes filter, uint32_t refs),
+                 void *arg)
+{
+	struct mesh_route *r;
+	size_t i;
+
+	if (!n->mesh)
+		return;
+	for (i = 0; i < n->mesh->cap; i++)
+		for (r = n->mesh->slots[i]; r; r = r->next)
+			fn(arg,
+			   (struct mqtt_bytes){ (const uint8_t *)r->filter,
+			                        r->len },
+			   r->refs);
 }

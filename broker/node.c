@@ -4,6 +4,9 @@
  */
 #include "broker/node.h"
 
+#include "broker/admin.h"
+#include "broker/metrics.h"
+
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -140,6 +143,7 @@ node_init(struct node *n, const struct config *cfg)
 
 	memset(n, 0, sizeof(*n));
 	n->cfg = cfg;
+	n->started_ms = node_now_ms();
 	n->out_items.size = conn_item_size(CONN_ITEM_SMALL);
 	n->out_items.max = 4096;
 	n->sess_outs.size = sizeof(struct sess_out);
@@ -181,6 +185,12 @@ node_init(struct node *n, const struct config *cfg)
 	rc = listener_open_all(n);
 	if (rc)
 		goto out_fail;
+	rc = admin_start(n);
+	if (rc)
+		goto out_fail;
+	rc = sys_start(n);
+	if (rc)
+		goto out_fail;
 	return 0;
 out_fail:
 	node_fini(n);
@@ -201,7 +211,9 @@ node_run(struct node *n)
 void
 node_fini(struct node *n)
 {
-	mesh_stop(n); /* first: the peers hear this node leaves */
+	sys_stop(n);
+	admin_stop(n);
+	mesh_stop(n); /* the peers hear this node leaves */
 	if (n->base) {
 		listener_close_all(n);
 		conn_close_all(n, "server shutting down");

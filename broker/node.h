@@ -30,8 +30,20 @@ struct share_group;
 struct store;
 struct conn_ack;
 struct mesh;
+struct admin;
 
-/* Counters; exported as metrics by a later issue. */
+/* Why a CONNECT was refused (node_stats.conn_refused_by). */
+enum node_refuse {
+	NODE_REFUSE_BAD_CREDENTIALS, /* wrong user name or password */
+	NODE_REFUSE_NOT_AUTHORIZED,  /* anonymous, or bad auth method */
+	NODE_REFUSE_CLIENT_ID,       /* client id rejected */
+	NODE_REFUSE_PROTOCOL,        /* unsupported protocol level */
+	NODE_REFUSE_UNAVAILABLE,     /* out of memory, shutting down */
+	NODE_REFUSE_OTHER,           /* any other CONNACK code */
+	NODE_REFUSE_N,
+};
+
+/* Counters, exported as metrics (metrics.c). */
 struct node_stats {
 	uint64_t conn_accepted;
 	uint64_t conn_refused; /* over max_connections */
@@ -49,6 +61,16 @@ struct node_stats {
 	uint64_t cluster_duplicates;   /* forwards received again (acked) */
 	uint64_t cluster_ack_timeouts; /* publisher acks that stopped waiting
 	                                * for peers (forward_timeout_ms) */
+	/* by QoS (index 0..2): PUBLISH packets and their payload bytes */
+	uint64_t msgs_in_qos[3];
+	uint64_t msgs_out_qos[3];
+	uint64_t payload_in_qos[3];
+	uint64_t payload_out_qos[3];
+	/* CONNECTs refused, by enum node_refuse (max_connections is
+	 * conn_refused above) */
+	uint64_t conn_refused_by[NODE_REFUSE_N];
+	uint64_t clients_kicked;   /* closed by an admin (kick, drop) */
+	uint64_t sessions_dropped; /* removed by an admin */
 };
 
 /* One matched subscriber during routing (see router.c). */
@@ -131,6 +153,10 @@ struct node {
 	struct node_stats stats;
 	bool stopping;
 	struct log_limit log_lim; /* for peer-triggered lines */
+	uint64_t started_ms;      /* node_now_ms() at node_init */
+	struct admin *admin;      /* admin HTTP API (admin.c), or NULL */
+	struct event sys_ev;      /* $SYS publication timer (sys.c) */
+	bool sys_on;              /* sys_ev is assigned */
 };
 
 /* ---- node.c ---- */
@@ -542,5 +568,44 @@ void router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s);
 void router_send_retained(struct node *n, struct sess *s,
                           struct mqtt_bytes filter, uint8_t qos,
                           uint32_t sub_id);
+
+/* ---- admin API support (conn.c, sess.c, listener.c, mesh.c) ---- */
+
+/** What the admin API shows of a connection (conn_get_info). */
+struct conn_info {
+	char addr[56];         /* peer "ip:port" / "[ip]:port" */
+	const char *username;  /* borrowed from the connection, or NULL */
+	uint64_t connected_ms; /* node_now_ms() at CONNACK, 0 before */
+	uint16_t keepalive;    /* seconds, as granted */
+	uint8_t version;       /* protocol level */
+	size_t pending;        /* output bytes not yet written */
+};
+
+/** Fills @p out; its strings are valid until the connection closes. */
+void conn_get_info(const struct conn *c, struct conn_info *out);
+/**
+ * Closes a client on an admin's request: MQTT 5 clients get DISCONNECT
+ * 0x98 (Administrative action) first, 3.1/3.1.1 clients are just closed;
+ * the will is published, as for any close without DISCONNECT. The session
+ * stays (it expires as usual).
+ */
+void conn_kick(struct conn *c, const char *why);
+/** conn_kick after detaching the connection from its session, which the
+ * caller is about to end. */
+void conn_drop_session(struct conn *c, const char *why);
+/** Ends a session on an admin's request, like an expiry: its connection
+ * is kicked, its stored state deleted, a delayed will published. */
+void sess_drop(struct sess *s, const char *why);
+/** Calls @p fn with the "addr:port" name of every MQTT listener. */
+void listener_foreach(struct node *n, void (*fn)(void *arg, const char *name),
+                      void *arg);
+/** The cluster handle (cluster/cluster.h), or NULL without one. */
+struct cluster *mesh_cluster(struct node *n);
+/** Calls @p fn for every topic filter with local subscribers, with their
+ * count. */
+void mesh_routes_each(struct node *n,
+                      void (*fn)(void *arg, struct mqtt_bytes filter,
+                                 uint32_t refs),
+                      void *arg);
 
 #endif

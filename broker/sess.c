@@ -386,8 +386,11 @@ sess_send_publish(struct sess *s, struct msg *m, uint8_t qos, bool retain,
 	 * id is on disk: a restart must re-send it under the same id */
 	if ((qos == 2 && !dup && persist_sess_on(s)
 	             ? conn_send_durable(s->conn, b.data, b.len, m)
-	             : conn_send(s->conn, b.data, b.len, m)) == 0)
+	             : conn_send(s->conn, b.data, b.len, m)) == 0) {
 		s->node->stats.msgs_out++;
+		s->node->stats.msgs_out_qos[qos]++;
+		s->node->stats.payload_out_qos[qos] += m->payload_len;
+	}
 	buf_fini(&b);
 	return true;
 }
@@ -811,4 +814,16 @@ sess_tick(struct node *n, uint64_t now)
 			sess_end(s);
 		}
 	}
+}
+
+void
+sess_drop(struct sess *s, const char *why)
+{
+	struct node *n = s->node;
+
+	if (s->conn)
+		conn_drop_session(s->conn, why);
+	n->stats.sessions_dropped++;
+	log_info("session dropped client=%s reason=\"%s\"", s->client_id, why);
+	sess_end(s); /* as an expiry: stored state deleted, delayed will out */
 }

@@ -606,6 +606,7 @@ cluster_free(struct cluster *c)
 		event_free(c->tick_ev);
 	if (c->probe_ev != NULL)
 		event_free(c->probe_ev);
+	cluster_admin_free(c);
 	for (i = 0; i < c->n_members; i++) {
 		m = c->members[i];
 		if (m->dial_ev != NULL)
@@ -776,6 +777,11 @@ cluster_config_init(struct cluster *c, const struct cluster_config *cfg)
 	if (c->name == NULL)
 		return ERR_NOMEM;
 	c->node_id = cfg->node_id;
+	if (cfg->admin_addr != NULL && cfg->admin_addr[0] != '\0') {
+		c->admin_addr = strdup(cfg->admin_addr);
+		if (c->admin_addr == NULL)
+			return ERR_NOMEM;
+	}
 	if (cfg->secret != NULL && cfg->secret[0] != '\0') {
 		c->secret_len = strlen(cfg->secret);
 		c->secret = strdup(cfg->secret);
@@ -895,6 +901,9 @@ cluster_members(struct cluster *c,
 		                    : rtab_node_routes(&c->routes, m->slot);
 		cm.self = m->self;
 		cm.outbox = m->fwd != NULL ? m->fwd->n : 0;
+		cm.admin_addr = m->self ? c->admin_addr : m->admin_addr;
+		if (cm.admin_addr == NULL)
+			cm.admin_addr = "";
 		fn(arg, &cm);
 	}
 	free(v);
@@ -911,4 +920,187 @@ uint16_t
 cluster_test_port(const struct cluster *c)
 {
 	return c->port;
+}
+
+/* ---- admin: join, leave, admin addresses, route listing ---- */
+
+void
+cluster_member_set_admin(struct member *m, const char *addr)
+{
+	char *p;
+
+	if (addr == NULL || addr[0] == '\0' || strlen(addr) > CLUSTER_ADDR_MAX)
+		return;
+	if (m->admin_addr != NULL && strcmp(m->admin_addr, addr) == 0)
+		return;
+	p = strdup(addr);
+	if (p == NULL)
+		return; /* keep the old one */
+	free(m->admin_addr);
+	m->admin_addr = p;
+}
+
+void
+cluster_admin_free(struct cluster *c)
+{
+	struct seed *s;
+	size_t i;
+
+	for (i = 0; i < c->n_members; i++) {
+		free(c->members[i]->admin_addr);
+		c->members[i]->admin_addr = NULL;
+	}
+	while ((s = c->join_seeds) != NULL) {
+		c->join_seeds = s->next;
+		if (s->ev != NULL)
+			event_free(s->ev);
+		free(s->addr);
+		free(s);
+	}
+	free(c->admin_addr);
+	c->admin_addr = NULL;
+}
+
+/* After cluster_leave: the members it set aside come back (and are
+ * dialed), this node claims a higher incarnation than its Leave, and the
+ * configured seeds are dialed again. */
+static void
+cluster_unleave(struct cluster *c)
+{
+	struct member *m;
+	size_t i;
+
+	c->left = false;
+	c->self->inc++;
+	for (i = 0; i < c->n_members; i++) {
+		m = c->members[i];
+		if (!m->left_by_us)
+			continue;
+		m->left_by_us = false;
+		if (m->state == CLUSTER_LEFT)
+			swim_set_state(c, m, CLUSTER_ALIVE, m->inc, false);
+	}
+	for (i = 0; i < c->n_seeds; i++)
+		if (!c->seeds[i].self)
+			link_dial_seed_later(&c->seeds[i], 0);
+}
+
+int
+cluster_join(struct cluster *c, const char *seed)
+{
+	char host[CLUSTER_ADDR_MAX + 1], port[8];
+	struct seed *s;
+
+	if (c == NULL)
+		return ERR_WRONG_STATE;
+	if (member_addr_split(seed, CLUSTER_PORT_DEFAULT, host, sizeof(host),
+	                      port, sizeof(port)) != 0)
+		return ERR_MALFORMED;
+	for (s = c->join_seeds; s != NULL; s = s->next)
+		if (strcmp(s->addr, seed) == 0)
+			break;
+	if (s == NULL && c->n_join_seeds >= CLUSTER_SEEDS_MAX)
+		return ERR_LIMIT;
+	if (s == NULL) {
+		s = calloc(1, sizeof(*s));
+		if (s == NULL || (s->addr = strdup(seed)) == NULL) {
+			free(s);
+			return ERR_NOMEM;
+		}
+		s->c = c;
+		s->next = c->join_seeds;
+		c->join_seeds = s;
+		c->n_join_seeds++;
+	}
+	if (c->left)
+		cluster_unleave(c);
+	s->backoff_ms = CLUSTER_BACKOFF_MIN_MS;
+	if (s->dialing == NULL)
+		link_dial_seed_later(s, 0);
+	cluster_log(c, CLUSTER_LOG_INFO, "cluster join node=%s seed=%s",
+	            c->name, seed);
+	return 0;
+}
+
+static void
+cluster_seed_quiet(struct seed *s)
+{
+	if (s->dialing != NULL)
+		link_close(s->dialing, CLUSTER_LOG_DEBUG, "cluster left");
+	if (s->ev != NULL)
+		event_del(s->ev); /* after the close, which rearms it */
+}
+
+int
+cluster_leave(struct cluster *c)
+{
+	Mqd__Envelope env = MQD__ENVELOPE__INIT;
+	Mqd__Leave lv = MQD__LEAVE__INIT;
+	struct member *m;
+	struct seed *s;
+	size_t i;
+
+	if (c == NULL)
+		return ERR_WRONG_STATE;
+	if (c->left)
+		return 0;
+	lv.incarnation = c->self->inc;
+	env.body_case = MQD__ENVELOPE__BODY_LEAVE;
+	env.leave = &lv;
+	for (i = 0; i < c->n_members; i++) {
+		m = c->members[i];
+		if (m->link != NULL && link_send(m->link, &env) == 0)
+			link_flush_and_shutdown(m->link);
+	}
+	for (i = 0; i < c->n_members; i++) {
+		m = c->members[i];
+		if (m->self)
+			continue;
+		if (m->dialing != NULL)
+			link_close(m->dialing, CLUSTER_LOG_DEBUG,
+			           "cluster left");
+		if (m->state <= CLUSTER_SUSPECT) {
+			m->left_by_us = true;
+			swim_set_state(c, m, CLUSTER_LEFT, m->inc, false);
+		}
+	}
+	for (i = 0; i < c->n_seeds; i++)
+		cluster_seed_quiet(&c->seeds[i]);
+	for (s = c->join_seeds; s != NULL; s = s->next)
+		cluster_seed_quiet(s);
+	c->left = true;
+	cluster_log(c, CLUSTER_LOG_INFO, "cluster left node=%s inc=%" PRIu64,
+	            c->name, c->self->inc);
+	return 0;
+}
+
+bool
+cluster_has_left(const struct cluster *c)
+{
+	return c != NULL && c->left;
+}
+
+void
+cluster_routes_each(struct cluster *c,
+                    void (*fn)(void *arg, struct mqtt_bytes filter,
+                               const char *node),
+                    void *arg)
+{
+	struct rtab_entry *e;
+	size_t i;
+	uint32_t k;
+
+	if (c == NULL)
+		return;
+	for (i = 0; i < c->routes.n_buckets; i++) {
+		for (e = c->routes.buckets[i]; e != NULL; e = e->next) {
+			for (k = 0; k < e->n_nodes; k++) {
+				if (e->nodes[k] >= c->n_members)
+					continue;
+				fn(arg,
+				   (struct mqtt_bytes){ e->filter, e->len },
+				   c->members[e->nodes[k]]->name);
+			}
+		}
+	}
 }

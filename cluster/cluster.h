@@ -152,19 +152,21 @@ struct cluster_hooks {
 };
 
 struct cluster_config {
-	const char *node_name; /* unique in the cluster */
-	uint64_t node_id;      /* stored node id (storage) */
-	const char *bind;      /* address to listen on */
-	uint16_t port;         /* cluster port; 0 = any free one (tests) */
-	const char *advertise; /* host:port peers use ("host" alone: the
-	                        * bound port); "" = bind:port, or the host
-	                        * name and port when bind is a wildcard */
-	const char *seeds;     /* "host:port,host:port", "" = run alone */
-	const char *secret;    /* shared secret; "" = none */
-	uint32_t ping_ms;      /* probe period, 0 = 1000 */
-	uint32_t dead_ms;      /* unanswered this long: dead, 0 = 5000;
-	                        * raised to 4 * ping_ms if below */
-	size_t outbox_max;     /* forwards kept per peer, 0 = 100000 */
+	const char *node_name;  /* unique in the cluster */
+	uint64_t node_id;       /* stored node id (storage) */
+	const char *bind;       /* address to listen on */
+	uint16_t port;          /* cluster port; 0 = any free one (tests) */
+	const char *advertise;  /* host:port peers use ("host" alone: the
+	                         * bound port); "" = bind:port, or the host
+	                         * name and port when bind is a wildcard */
+	const char *seeds;      /* "host:port,host:port", "" = run alone */
+	const char *secret;     /* shared secret; "" = none */
+	uint32_t ping_ms;       /* probe period, 0 = 1000 */
+	uint32_t dead_ms;       /* unanswered this long: dead, 0 = 5000;
+	                         * raised to 4 * ping_ms if below */
+	const char *admin_addr; /* host:port of this node's admin API, told
+	                         * to peers in Hello; NULL or "" = none */
+	size_t outbox_max;      /* forwards kept per peer, 0 = 100000 */
 };
 
 /** One member as seen from this node (cluster_members). */
@@ -178,6 +180,7 @@ struct cluster_member {
 	size_t routes; /* filters it announced */
 	size_t outbox; /* forwards waiting for its ack */
 	bool self;
+	const char *admin_addr; /* its admin API host:port, "" if unknown */
 };
 
 /**
@@ -274,5 +277,36 @@ void cluster_retained_set(struct cluster *c, const struct cluster_retained *r);
 void cluster_members(struct cluster *c,
                      void (*fn)(void *arg, const struct cluster_member *m),
                      void *arg);
+
+/**
+ * Joins the cluster that the node at @p seed (host:port) belongs to: the
+ * seed is dialed (and redialed, like a configured seed) until its link
+ * comes up, then the other members are learned by gossip. After
+ * cluster_leave it also takes back the members that leave set aside, with
+ * a higher incarnation so that the peers accept this node again.
+ * @return 0 (dialing started), ERR_MALFORMED (bad address), ERR_LIMIT
+ *         (too many seeds), ERR_NOMEM; ERR_WRONG_STATE for NULL @p c
+ */
+int cluster_join(struct cluster *c, const char *seed);
+
+/**
+ * Leaves the cluster without stopping: Leave on every established link,
+ * then every other member is marked LEFT here (no probes, no dials, no
+ * forwards) and seed dials stop, until cluster_join. A second call is a
+ * no-op. @return 0, or ERR_WRONG_STATE for NULL @p c
+ */
+int cluster_leave(struct cluster *c);
+
+/** True between cluster_leave and the next cluster_join. */
+bool cluster_has_left(const struct cluster *c);
+
+/**
+ * Calls @p fn for every remote route: each filter once per member that
+ * announced it (@p node its name). Strings are valid during the call only.
+ */
+void cluster_routes_each(struct cluster *c,
+                         void (*fn)(void *arg, struct mqtt_bytes filter,
+                                    const char *node),
+                         void *arg);
 
 #endif

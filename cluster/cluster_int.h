@@ -237,6 +237,7 @@ struct seed {
 	uint32_t backoff_ms;  /* next redial delay */
 	uint32_t dials;       /* dial attempts: rotates over its addresses */
 	bool self;            /* it is this node: never dialed again */
+	struct seed *next;    /* c->join_seeds (cluster_join), else NULL */
 };
 
 struct member {
@@ -265,6 +266,8 @@ struct member {
 	uint32_t gossip_left;  /* piggy-backs left for its current state */
 	uint32_t pub_gen;      /* cluster_publish: last publish it was in */
 	struct fwd_peer *fwd;  /* its outbox and mark (fwd.c), or NULL */
+	char *admin_addr;      /* from its Hello, or NULL */
+	bool left_by_us;       /* marked LEFT by cluster_leave */
 };
 
 /* What this node keeps per peer node id for acknowledged forwarding
@@ -348,10 +351,14 @@ struct cluster {
 	size_t gossip_next; /* piggy-back round-robin position */
 	struct relay relays[CLUSTER_RELAYS_MAX];
 	size_t n_relays;
-	struct buf out;         /* frame scratch */
-	uint64_t log_window_ms; /* rate limit: window start */
-	uint32_t log_lines;     /* rate limit: lines in the window */
-	uint32_t log_dropped;   /* rate limit: lines suppressed */
+	struct buf out;          /* frame scratch */
+	uint64_t log_window_ms;  /* rate limit: window start */
+	uint32_t log_lines;      /* rate limit: lines in the window */
+	uint32_t log_dropped;    /* rate limit: lines suppressed */
+	char *admin_addr;        /* this node's admin API, or NULL */
+	struct seed *join_seeds; /* seeds added by cluster_join (list) */
+	size_t n_join_seeds;
+	bool left; /* cluster_leave, not joined since */
 };
 
 /* cluster.c */
@@ -374,6 +381,12 @@ void cluster_out_trim(struct cluster *c);
 void cluster_send_routes(struct cluster *c, struct link *l);
 /** Handles a frame received on an UP link. */
 void cluster_on_frame(struct link *l, const struct Mqd__Envelope *env);
+/** Records the admin API address a member's Hello gave (@p addr "" or
+ * NULL: keeps what is known). */
+void cluster_member_set_admin(struct member *m, const char *addr);
+/** Frees what cluster_join and the admin addresses allocated (in
+ * cluster_free, before the members). */
+void cluster_admin_free(struct cluster *c);
 
 /* link.c */
 /** Creates the reap event and listens on @p bind : @p port (0 picks one,

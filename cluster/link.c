@@ -298,6 +298,7 @@ link_send_hello(struct link *l)
 	h.incarnation = c->self->inc;
 	h.auth = c->secret != NULL;
 	h.boot = c->boot;
+	h.admin_addr = c->admin_addr != NULL ? c->admin_addr : "";
 	h.n_members = n;
 	h.members = pv;
 	env.body_case = MQD__ENVELOPE__BODY_HELLO;
@@ -390,6 +391,7 @@ link_up(struct link *l)
 		link_close(l, CLUSTER_LOG_WARN, why);
 		return;
 	}
+	cluster_member_set_admin(m, h->admin_addr);
 	l->st = LINK_UP;
 	link_set_timeouts(l, 0);
 	if (l->pending) {

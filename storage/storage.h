@@ -345,6 +345,9 @@ int store_load_marks(struct store *s, store_mark_fn fn, void *arg);
  */
 int store_count(struct store *s, enum store_db db, size_t *n);
 
+/** Buckets of the commit latency histogram, the last one unbounded. */
+#define STORE_COMMIT_BUCKETS 14
+
 struct store_stats {
 	uint64_t batches;      /* batches completed */
 	uint64_t txns;         /* write transactions committed */
@@ -356,9 +359,23 @@ struct store_stats {
 	                        * written: deleted again in their commit
 	                        * group (see store_submit) */
 	size_t map_size;       /* current map size, bytes */
+	/* commit latency: one sample per group the writer commits, from
+	 * its first transaction's begin to its last commit (fsync
+	 * included under durability sync) */
+	uint64_t commits;                           /* samples */
+	uint64_t commit_us_sum;                     /* their sum, us */
+	uint64_t commit_hist[STORE_COMMIT_BUCKETS]; /* samples by bucket:
+	                                             * store_commit_bound_us */
 };
 
 /** Copies the writer's counters; any thread. */
 void store_stats_get(struct store *s, struct store_stats *st);
+
+/**
+ * Upper bound, in microseconds, of commit latency bucket @p i: a sample
+ * of d us falls in the first bucket whose bound is >= d. The last bucket
+ * (i >= STORE_COMMIT_BUCKETS - 1) is unbounded: UINT64_MAX.
+ */
+uint64_t store_commit_bound_us(size_t i);
 
 #endif

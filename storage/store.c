@@ -1112,12 +1112,15 @@ writer_wait(struct store *s, bool dirty, uint64_t due)
 	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
 
+static uint64_t now_us(void);
+static void commit_sample(struct store_stats *st, uint64_t us);
+
 static void *
 writer_main(void *arg)
 {
 	struct store *s = arg;
 	bool relaxed = s->durability == STORE_DURABILITY_RELAXED;
-	uint64_t due = 0, txns;
+	uint64_t due = 0, txns, t0;
 	struct store_batch *group;
 	bool dirty = false;
 
@@ -1136,7 +1139,9 @@ writer_main(void *arg)
 			continue;
 		}
 		pthread_mutex_unlock(&s->mu);
+		t0 = now_us();
 		txns = group != NULL ? writer_run(s, group) : 0;
+		t0 = now_us() - t0;
 		if (relaxed && txns > 0 && !dirty) {
 			dirty = true;
 			due = now_ms() + s->sync_ms;
@@ -1147,6 +1152,7 @@ writer_main(void *arg)
 		}
 		pthread_mutex_lock(&s->mu);
 		if (group != NULL) {
+			commit_sample(&s->st, t0);
 			writer_done(s, group, txns);
 			notify(s);
 		}
@@ -1507,4 +1513,41 @@ store_load_marks(struct store *s, store_mark_fn fn, void *arg)
 	return walk(s, STORE_DB_META,
 	            (struct mqtt_bytes){ (const uint8_t *)"mark", 4 },
 	            visit_mark, &v);
+}
+
+/* --- commit latency ------------------------------------------------------ */
+
+static const uint64_t commit_bounds_us[STORE_COMMIT_BUCKETS - 1] = {
+	100,   250,   500,    1000,   2500,   5000,    10000,
+	25000, 50000, 100000, 250000, 500000, 1000000,
+};
+
+uint64_t
+store_commit_bound_us(size_t i)
+{
+	if (i >= STORE_COMMIT_BUCKETS - 1)
+		return UINT64_MAX;
+	return commit_bounds_us[i];
+}
+
+static uint64_t
+now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+/* Records one commit of @p us microseconds; called with mu held. */
+static void
+commit_sample(struct store_stats *st, uint64_t us)
+{
+	size_t i = 0;
+
+	while (us > store_commit_bound_us(i))
+		i++;
+	st->commit_hist[i]++;
+	st->commits++;
+	st->commit_us_sum += us;
 }

@@ -11,6 +11,8 @@ start_broker(**env)  factory: start one broker on a free 127.0.0.1 port with a
                      expects the broker to exit at start (e.g. on a broken
                      data dir): returns the Broker once it has exited
                      (.status = exit status), fails if it starts listening.
+                     Every mqd gets its own free MQD_CLUSTER_PORT and
+                     MQD_ADMIN_PORT (Broker.admin_port) unless given.
 broker               the default broker (start_broker() with no overrides).
 clients              factory for the three kinds of client, closed at teardown:
                      clients.raw(broker), clients.paho(broker, ...),
@@ -291,12 +293,15 @@ def start_broker(request, tmp_path):
                 # parallel; the default 7883 would be taken)
                 penv["MQD_CLUSTER_BIND"] = "127.0.0.1"
                 penv["MQD_CLUSTER_PORT"] = str(free_port())
+                # and its own admin API port (the default 8081 likewise)
+                penv["MQD_ADMIN_PORT"] = str(free_port())
                 penv.update(env)
             penv.update(proc_env or {})
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=log,
                                         stderr=log, env=penv)
             b = Broker(BROKER_KIND, port, proc, log_path, str(data_dir), env)
+            b.admin_port = int(penv.get("MQD_ADMIN_PORT", 0))
             brokers.append(b)
             deadline = time.monotonic() + START_TIMEOUT
             if expect_exit:

@@ -14,9 +14,11 @@ travel asynchronously, so a test publishes a probe until the first copy
 arrives before it counts anything.
 """
 
+import json
 import os
 import signal
 import time
+import urllib.request
 
 import pytest
 
@@ -419,6 +421,13 @@ def test_outbox_bound_counts_drops(start_broker, clients):
         pub.publish("o/x", b"%d" % i, qos=1)
     _wait_log(a, r"cluster outbox full node=b entries=5 dropped_total=1",
               after=mark)
+    # and the operator sees it: metrics and the per-peer outbox depth
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/metrics"
+                                % a.admin_port, timeout=10) as r:
+        m = json.load(r)
+    assert m["metrics"]["cluster.outbox"] == 5, m["metrics"]
+    assert m["metrics"]["cluster.outbox_dropped.full"] == 3, m["metrics"]
+    assert m["cluster_peers"]["b"]["outbox"] == 5, m["cluster_peers"]
     b2 = _node(start_broker, "b", pb, seeds=[pa], data_dir=b.data_dir,
                port=b.port)
     s = _resume(clients, b2, "ps-o")
