@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -480,6 +481,8 @@ admin_stop(struct node *n)
 	admin_fan_stop_all(a);
 	evhttp_free(a->http);
 	event_free(a->reap_ev);
+	if (a->dns)
+		evdns_base_free(a->dns, 0); /* its connections are gone */
 	free(a);
 	n->admin = NULL;
 }

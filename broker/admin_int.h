@@ -19,6 +19,7 @@ struct node;
 struct admin_fan;
 struct admin_call;
 struct event;
+struct evdns_base;
 
 /* Header a node sets when it asks a peer: answer from local state only,
  * listings unpaged. */
@@ -29,6 +30,8 @@ struct event;
 struct admin {
 	struct node *n;
 	struct evhttp *http;
+	struct evdns_base *dns;  /* resolves peers' names without blocking
+	                          * the loop (made at the first call) */
 	char addr[320];          /* host:port the peers reach this API at */
 	struct admin_fan *fans;  /* fan-outs in progress (list) */
 	struct admin_call *done; /* answered peer calls, freed by reap_ev */

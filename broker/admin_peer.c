@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include <event2/buffer.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <jansson.h>
@@ -215,7 +216,26 @@ admin_call_start(struct admin_fan *f, const struct cluster_member *m)
 		return -1;
 	snprintf(call->node, sizeof(call->node), "%s", m->name);
 	call->f = f;
-	call->evcon = evhttp_connection_base_new(a->n->base, NULL, host, port);
+	if (!a->dns) {
+		/* a peer's admin address may be a host name: resolved
+		 * asynchronously (a blocking lookup of a stopped container's
+		 * name took 20 s in a test), from the name servers or, without
+		 * a resolv.conf, /etc/hosts */
+		a->dns = evdns_base_new(
+		        a->n->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+		                            EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (!a->dns) {
+			a->dns = evdns_base_new(
+			        a->n->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+			if (a->dns)
+				(void)evdns_base_load_hosts(a->dns, NULL);
+		}
+		if (a->dns)
+			(void)evdns_base_set_option(a->dns,
+			                            "randomize-case:", "0");
+	}
+	call->evcon =
+	        evhttp_connection_base_new(a->n->base, a->dns, host, port);
 	rq = call->evcon ? evhttp_request_new(admin_call_done, call) : NULL;
 	if (!rq) {
 		if (call->evcon)

@@ -286,7 +286,7 @@ auth_scram_start(const struct auth *a, struct mqtt_bytes client_first,
 	struct auth_scram *st;
 	const char *user, *cnonce;
 	char *msg, *snonce = NULL, *salt = NULL;
-	size_t ulen, clen, n;
+	size_t ulen = 0, clen = 0, n;
 	int rc = ERR_PROTOCOL;
 
 	*out = NULL;
@@ -350,7 +350,7 @@ auth_scram_finish(struct auth_scram *st, struct mqtt_bytes client_final,
 	uint8_t stored[SHA256_DIGEST_LENGTH], ssig[SHA256_DIGEST_LENGTH];
 	const char *nonce, *cb, *p;
 	char *msg, *am = NULL, *sig64 = NULL;
-	size_t nlen, cblen, plen, amlen, i;
+	size_t nlen = 0, cblen = 0, plen = 0, amlen, i;
 	int n, rc = ERR_PROTOCOL;
 
 	*server_final = NULL;

@@ -144,6 +144,7 @@ enum config_flag_kind {
 	CONFIG_FLAG_KEY,     /* sets the key section/key */
 	CONFIG_FLAG_CONFIG,  /* -c FILE */
 	CONFIG_FLAG_TEST,    /* -t */
+	CONFIG_FLAG_HEALTH,  /* --health */
 	CONFIG_FLAG_HELP,    /* -h */
 	CONFIG_FLAG_VERSION, /* -V */
 };
@@ -177,6 +178,8 @@ static const struct config_flag config_flags[] = {
 	  "host:port,... of nodes to join ([cluster] seeds)" },
 	{ "test-config", 't', CONFIG_FLAG_TEST, NULL, NULL, NULL,
 	  "check the configuration and exit" },
+	{ "health", 0, CONFIG_FLAG_HEALTH, NULL, NULL, NULL,
+	  "exit 0 if this node's MQTT port answers, else 1" },
 	{ "help", 'h', CONFIG_FLAG_HELP, NULL, NULL, NULL,
 	  "print this help and exit" },
 	{ "version", 'V', CONFIG_FLAG_VERSION, NULL, NULL, NULL,
@@ -194,6 +197,7 @@ struct config_ld {
 	bool help;
 	bool version;
 	bool test;
+	bool health;
 };
 
 /* One pass of libinih over the file. */
@@ -764,6 +768,8 @@ config_flag_do(struct config_ld *ld, const struct config_flag *f,
 		ld->path = val;
 	else if (f->kind == CONFIG_FLAG_TEST)
 		ld->test = true;
+	else if (f->kind == CONFIG_FLAG_HEALTH)
+		ld->health = true;
 	else if (f->kind == CONFIG_FLAG_HELP)
 		ld->help = true;
 	else
@@ -899,6 +905,7 @@ config_build(struct config_ld *ld, int argc, char **argv, char **envp)
 			rc = config_fail(ld, ERR_NOMEM, "out of memory");
 	}
 	ld->cfg->test_only = ld->test;
+	ld->cfg->health_only = ld->health && !ld->test;
 	return rc;
 }
 

@@ -59,6 +59,7 @@ struct config {
 
 	char *config_path; /* file given with -c, or NULL */
 	bool test_only;    /* -t: check the configuration and exit */
+	bool health_only;  /* --health: probe the running node and exit */
 };
 
 enum config_action {

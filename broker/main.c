@@ -1,11 +1,13 @@
 /*
  * mqd: one broker node. Loads the configuration, runs the node until
- * SIGINT/SIGTERM and exits 0 after a clean stop.
+ * SIGINT/SIGTERM and exits 0 after a clean stop. With --health it only
+ * probes the node the configuration describes (exit 0 healthy, 1 not).
  */
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "broker/config.h"
+#include "broker/health.h"
 #include "broker/log.h"
 #include "broker/node.h"
 
@@ -26,6 +28,11 @@ main(int argc, char **argv)
 	if (action == CONFIG_EXIT) {
 		config_fini(&cfg);
 		return 0;
+	}
+	if (cfg.health_only) {
+		rc = health_probe(&cfg);
+		config_fini(&cfg);
+		return rc ? 1 : 0;
 	}
 	log_set_level(cfg.log_level);
 	rc = node_init(&node, &cfg);

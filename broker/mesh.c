@@ -44,8 +44,8 @@ struct mesh_wait {
 	struct conn_ack *a; /* NULL once released */
 	uint64_t deadline_ms;
 	uint32_t left; /* acks still to come */
-	uint32_t refs; /* outbox entries holding it, + 1 while listed */
-	bool listed;
+	uint32_t refs; /* outbox entries holding it */
+	bool listed;   /* in mesh.waits: freed once neither */
 };
 
 /* A CONNECT waiting for the other nodes to hand its client id over. */
@@ -249,10 +249,11 @@ mesh_msg(const struct node *n, const struct msg *m, struct cluster_msg *cm)
 	cm->expiry_s = mesh_expiry_s(m);
 }
 
+/* An outbox entry lets @p w go. */
 static void
 mesh_wait_unref(struct mesh_wait *w)
 {
-	if (!--w->refs)
+	if (!--w->refs && !w->listed)
 		free(w);
 }
 
@@ -270,7 +271,8 @@ mesh_wait_unlist(struct mesh *ms, struct mesh_wait *w)
 		w->next->prev = w->prev;
 	else
 		ms->waits_tail = w->prev;
-	mesh_wait_unref(w);
+	if (!w->refs)
+		free(w);
 }
 
 /* Lets the publisher's ack go (the peers acked, or the time is up). */
@@ -321,10 +323,8 @@ mesh_wait_attach(struct node *n, struct mesh_wait *w, struct conn_ack *a)
 {
 	struct mesh *ms = n->mesh;
 
-	if (!a) {
-		mesh_wait_unref(w); /* the list's reference, never taken */
-		return;
-	}
+	if (!a)
+		return; /* nothing to hold: the entries let it go */
 	conn_ack_hold(a);
 	w->a = a;
 	w->deadline_ms = node_now_ms() + n->cfg->cluster_forward_timeout_ms;
@@ -352,9 +352,11 @@ mesh_on_forward_done(void *arg, uint64_t node_id, uint64_t msg_id, void *cookie,
 	persist_outbox_del(n, node_id, msg_id);
 	if (!w)
 		return;
+	w->refs--; /* this entry's */
 	if (w->left && !--w->left && w->a)
-		mesh_wait_release(n->mesh, w);
-	mesh_wait_unref(w);
+		mesh_wait_release(n->mesh, w); /* may free it */
+	else if (!w->refs && !w->listed)
+		free(w);
 }
 
 /* cluster_hooks.forward_forget: the outboxes are freed (stop). */
@@ -391,7 +393,7 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 	if (w) {
 		if (f.waiting) {
 			w->left = (uint32_t)f.waiting;
-			w->refs = (uint32_t)f.waiting + 1;
+			w->refs = (uint32_t)f.waiting;
 			*wait = w;
 		} else {
 			free(w);

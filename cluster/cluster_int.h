@@ -19,6 +19,8 @@
 struct bufferevent;
 struct event;
 struct evconnlistener;
+struct evdns_base;
+struct evdns_getaddrinfo_request;
 struct Mqd__Envelope;
 struct Mqd__Hello;
 struct Mqd__Member;
@@ -226,6 +228,16 @@ struct link {
 	                              * handshake (its gossip is applied only
 	                              * once the peer is authenticated) */
 	char peer[CLUSTER_ADDR_MAX + 8]; /* address for logs */
+	struct link_resolve *resolve;    /* name lookup in progress, or NULL */
+};
+
+/* One asynchronous name lookup of a dial. It outlives its link when the
+ * link closes first: the lookup is cancelled, and its callback (always
+ * called, with EVUTIL_EAI_CANCEL then) frees it. */
+struct link_resolve {
+	struct link *l;                        /* NULL once the link is gone */
+	struct evdns_getaddrinfo_request *req; /* NULL once answered */
+	uint32_t pick; /* which of the addresses to dial */
 };
 
 struct seed {
@@ -328,6 +340,7 @@ struct cluster {
 	size_t n_seeds;
 	struct link *links;     /* open links */
 	struct link *reap;      /* closed links waiting to be freed */
+	struct evdns_base *dns; /* dials look names up here, never blocking */
 	size_t n_pending;       /* inbound links in handshake */
 	struct event *reap_ev;  /* frees c->reap */
 	struct event *tick_ev;  /* every ping_ms: next probe */

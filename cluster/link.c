@@ -1,6 +1,8 @@
 /*
- * Cluster links: the listener, outbound dials (getaddrinfo at every dial,
- * redials with backoff), one bufferevent per TCP connection, frame input and
+ * Cluster links: the listener, outbound dials (the name looked up again at
+ * every dial, asynchronously, so that a peer that comes back at a new
+ * address is found and a slow resolver never stalls the loop; redials with
+ * backoff), one bufferevent per TCP connection, frame input and
  * output, the Hello / Auth handshake, the one-link-per-pair rule and the
  * deferred close (links are freed from the reap event, never inside their
  * own callbacks).
@@ -21,6 +23,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/dns.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
@@ -134,6 +137,20 @@ link_reap_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* Leaves l's name lookup, if any, to finish without it. */
+static void
+link_resolve_detach(struct link *l)
+{
+	struct link_resolve *r = l->resolve;
+
+	if (r == NULL)
+		return;
+	l->resolve = NULL;
+	r->l = NULL;
+	if (r->req != NULL)
+		evdns_getaddrinfo_cancel(r->req); /* the callback frees r */
+}
+
 void
 link_free_all(struct cluster *c)
 {
@@ -141,6 +158,7 @@ link_free_all(struct cluster *c)
 
 	while ((l = c->links) != NULL) {
 		c->links = l->next;
+		link_resolve_detach(l);
 		link_free(l);
 	}
 	while ((l = c->reap) != NULL) {
@@ -153,6 +171,9 @@ link_free_all(struct cluster *c)
 	if (c->reap_ev != NULL)
 		event_free(c->reap_ev);
 	c->reap_ev = NULL;
+	if (c->dns != NULL)
+		evdns_base_free(c->dns, 0); /* no loop runs after this */
+	c->dns = NULL;
 }
 
 /* The node name a log line can give for l, or NULL. */
@@ -188,6 +209,7 @@ link_close(struct link *l, int level, const char *reason)
 		            "cluster link dropped peer=%s%s%s reason=\"%s\"",
 		            l->peer, node ? " node=" : "", node ? node : "",
 		            reason);
+	link_resolve_detach(l);
 	bufferevent_disable(l->bev, EV_READ | EV_WRITE);
 	bufferevent_setcb(l->bev, NULL, NULL, NULL, NULL);
 	if (l->pending) {
@@ -602,7 +624,9 @@ link_event_cb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_TIMEOUT)
 		snprintf(why, sizeof(why), "%s timeout",
-		         l->st == LINK_CONNECTING ? "connect" : "handshake");
+		         l->resolve != NULL         ? "name lookup"
+		         : l->st == LINK_CONNECTING ? "connect"
+		                                    : "handshake");
 	else if (what & BEV_EVENT_EOF)
 		snprintf(why, sizeof(why), "closed by the peer");
 	else
@@ -662,6 +686,27 @@ link_accept_error_cb(struct evconnlistener *lis, void *arg)
 	        evutil_socket_error_to_string(EVUTIL_SOCKET_ERROR()));
 }
 
+/* The resolver of the dials: the system's name servers and /etc/hosts,
+ * read once at start. Without the 0x20 case trick, which some resolvers
+ * (container engines' among them) answer badly. */
+static int
+link_dns_start(struct cluster *c)
+{
+	c->dns = evdns_base_new(c->base,
+	                        EVDNS_BASE_INITIALIZE_NAMESERVERS |
+	                                EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (c->dns == NULL) {
+		/* no usable resolv.conf: names resolve through /etc/hosts */
+		c->dns = evdns_base_new(c->base,
+		                        EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		if (c->dns == NULL)
+			return ERR_NOMEM;
+		(void)evdns_base_load_hosts(c->dns, NULL);
+	}
+	(void)evdns_base_set_option(c->dns, "randomize-case:", "0");
+	return 0;
+}
+
 int
 link_start(struct cluster *c, const char *bind, uint16_t port)
 {
@@ -674,6 +719,9 @@ link_start(struct cluster *c, const char *bind, uint16_t port)
 	c->reap_ev = event_new(c->base, -1, 0, link_reap_cb, c);
 	if (c->reap_ev == NULL)
 		return ERR_NOMEM;
+	rc = link_dns_start(c);
+	if (rc != 0)
+		return rc;
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
 	hints.ai_socktype = SOCK_STREAM;
@@ -710,53 +758,81 @@ link_start(struct cluster *c, const char *bind, uint16_t port)
 	return 0;
 }
 
+/* The answer to a dial's lookup: connects to one of the addresses, the
+ * next one at each dial of the same member or seed. */
+static void
+link_resolved_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct link_resolve *r = arg;
+	struct link *l = r->l;
+	struct evutil_addrinfo *ai;
+	uint32_t n = 0, pick;
+	char why[128];
+
+	r->req = NULL;
+	if (l == NULL) /* the link closed first: cancelled */
+		goto out;
+	l->resolve = NULL;
+	if (result != 0) {
+		snprintf(why, sizeof(why), "name lookup: %s",
+		         evutil_gai_strerror(result));
+		link_close(l, CLUSTER_LOG_DEBUG, why);
+		goto out;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next)
+		n++;
+	for (ai = res, pick = r->pick % n; pick > 0; pick--)
+		ai = ai->ai_next;
+	if (bufferevent_socket_connect(l->bev, ai->ai_addr,
+	                               (int)ai->ai_addrlen) != 0)
+		link_close(l, CLUSTER_LOG_DEBUG, "connect failed");
+out:
+	if (res != NULL)
+		evutil_freeaddrinfo(res);
+	free(r);
+}
+
 int
 link_dial(struct cluster *c, const char *addr, struct member *m, struct seed *s)
 {
 	char host[CLUSTER_ADDR_MAX + 1], port[8];
-	struct addrinfo hints, *res = NULL, *ai;
-	uint32_t pick, n = 0;
+	struct evutil_addrinfo hints;
+	struct evdns_getaddrinfo_request *req;
+	struct link_resolve *r;
 	struct link *l;
-	int rc;
 
 	if (member_addr_split(addr, CLUSTER_PORT_DEFAULT, host, sizeof(host),
 	                      port, sizeof(port)) != 0)
 		return ERR_MALFORMED;
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_NUMERICSERV;
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc != 0) {
-		cluster_log(c, CLUSTER_LOG_DEBUG,
-		            "cluster dial failed addr=%s reason=\"%s\"", addr,
-		            gai_strerror(rc));
-		return ERR_IO;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next)
-		n++;
-	pick = (m ? m->dials++ : s->dials++) % n;
-	for (ai = res; pick > 0; pick--)
-		ai = ai->ai_next;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		return ERR_NOMEM;
 	l = link_new(c, -1, true);
 	if (l == NULL) {
-		freeaddrinfo(res);
+		free(r);
 		return ERR_NOMEM;
 	}
 	snprintf(l->peer, sizeof(l->peer), "%s", addr);
-	if (bufferevent_socket_connect(l->bev, ai->ai_addr,
-	                               (int)ai->ai_addrlen) != 0) {
-		freeaddrinfo(res);
-		link_close(l, CLUSTER_LOG_DEBUG, "connect failed");
-		return ERR_IO;
-	}
-	freeaddrinfo(res);
 	l->target = m;
 	l->seed = s;
 	if (m != NULL)
 		m->dialing = l;
 	if (s != NULL)
 		s->dialing = l;
+	r->l = l;
+	r->pick = m ? m->dials++ : s->dials++;
+	l->resolve = r;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = EVUTIL_AI_NUMERICSERV;
+	/* a numeric address or an /etc/hosts name is answered at once, from
+	 * inside this call; the link may be closed by then (not freed) */
+	req = evdns_getaddrinfo(c->dns, host, port, &hints, link_resolved_cb,
+	                        r);
+	if (l->resolve == r)
+		r->req = req;
 	return 0;
 }
 

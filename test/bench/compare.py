@@ -176,9 +176,10 @@ def median(xs):
 class Broker:
     """One broker process on a free 127.0.0.1 port with a fresh temp dir.
     durability: mqd's [storage] durability (mosquitto never persists).
-    wrap: a command prefix (valgrind)."""
+    wrap: a command prefix (valgrind). extra: more mqd environment."""
 
-    def __init__(self, kind, paths, work, durability="none", wrap=None):
+    def __init__(self, kind, paths, work, durability="none", wrap=None,
+                 extra=None):
         self.kind = kind
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix=kind + "-", dir=work)
@@ -195,7 +196,12 @@ class Broker:
                        MQD_MQTT_MAX_CONNECTIONS="20000",
                        MQD_MQTT_MAX_INFLIGHT="32",
                        MQD_MQTT_MAX_QUEUED="1000",
-                       MQD_STORAGE_DURABILITY=durability)
+                       MQD_STORAGE_DURABILITY=durability,
+                       # not the defaults 7883 and 8081: free ports
+                       MQD_CLUSTER_BIND="127.0.0.1",
+                       MQD_CLUSTER_PORT=str(free_port()),
+                       MQD_ADMIN_PORT=str(free_port()))
+            env.update(extra or {})
             cmd = [paths.mqd]
         else:
             env = dict(os.environ)

@@ -68,10 +68,21 @@ MOSQUITTO_LISTENER_OPTIONS = ("max_connections", "max_topic_alias")
 _BROKERS = pytest.StashKey()
 
 
+_HANDED_OUT = set()
+
+
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free now on 127.0.0.1, never one this process handed out
+    before (the kernel may offer a just-closed ephemeral port again, and a
+    broker's MQTT, cluster and admin ports must differ)."""
+    for _ in range(100):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+    raise AssertionError("no fresh free port in 100 tries")
 
 
 class Broker:

@@ -168,6 +168,23 @@ def test_killed_node_dead_within_5s_and_rejoins(start_broker):
     _alive(c, "b", after=mark_c)
 
 
+def test_peers_dialed_by_name(start_broker):
+    """Seeds and advertised addresses may be host names (docker-compose
+    gives service names): each dial looks the name up again, without
+    blocking the node, and a name that does not resolve is one failed dial
+    like any other while the other seeds are joined."""
+    pa, pb = free_port(), free_port()
+    a = start_broker(node_name="a", cluster_port=pa,
+                     cluster_advertise="localhost:%d" % pa)
+    b = start_broker(node_name="b", cluster_port=pb,
+                     cluster_advertise="localhost:%d" % pb,
+                     cluster_seeds="no-such-node.invalid:%d,localhost:%d"
+                     % (pa, pa))
+    _alive(a, "b")
+    _alive(b, "a")
+    _wait_log(b, r"cluster link dropped peer=no-such-node\.invalid:%d" % pa)
+
+
 def test_sigterm_announces_leave(start_broker):
     a, b, c, _ = _three(start_broker)
     mark = len(a.log_text())
