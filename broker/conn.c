@@ -1604,7 +1604,9 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 		persist_retained(n, m);
 		mesh_retained(n, m);
 	}
+	n->share_mode = NODE_SHARE_CLUSTER;
 	hits = router_publish(n, m);
+	n->share_mode = NODE_SHARE_LOCAL;
 	hits += mesh_forward(n, m, p.qos ? &wait : NULL);
 	msg_unref(m);
 	if (!p.qos)

@@ -27,6 +27,12 @@
 
 #include "cluster/cluster.h"
 
+/* Shared groups one message is assigned to peers for, at most (as
+ * cluster's CLUSTER_GROUPS_MAX). */
+#define MESH_SHARES_MAX 64
+/* Peers with members of one group considered, at most. */
+#define MESH_SHARE_NODES 64
+
 /* One topic filter with local subscribers. */
 struct mesh_route {
 	struct mesh_route *next;
@@ -84,6 +90,10 @@ struct mesh {
 	struct mesh_wait *waits_tail;
 	struct event *wait_ev;    /* the oldest one's deadline */
 	struct mesh_park *parked; /* CONNECTs waiting for a takeover */
+	/* shared groups of the message being published, assigned to peers
+	 * (keys borrowed for the publish) */
+	struct cluster_share assign[MESH_SHARES_MAX];
+	size_t n_assign;
 };
 
 /* At most this many tombstones are kept; the oldest go first. */
@@ -145,11 +155,11 @@ mesh_route_ref(struct node *n, struct mqtt_bytes filter, int delta,
 
 	if (!m)
 		return;
-	/* a shared subscription routes on its topic filter */
+	/* a shared subscription routes on its key, "$share/{name}/{filter}":
+	 * the peers give each message to one node of the group */
 	if (share_parse(filter, &shared, &f))
 		return;
-	if (!shared)
-		f = filter;
+	f = filter;
 	if (m->n + 1 > m->cap && mesh_grow(m)) {
 		log_error("cluster route table out of memory");
 		return;
@@ -367,6 +377,62 @@ mesh_on_forward_forget(void *arg, void *cookie)
 	mesh_wait_unref(cookie);
 }
 
+/* Assigns group @p key of message @p m to peer @p node. */
+static void
+mesh_assign(struct mesh *ms, uint64_t node, struct mqtt_bytes key)
+{
+	if (ms->n_assign == MESH_SHARES_MAX) {
+		log_warn("shared group not served key_len=%zu reason=\"more "
+		         "than %d groups match one message\"",
+		         key.len, MESH_SHARES_MAX);
+		return;
+	}
+	ms->assign[ms->n_assign].node_id = node;
+	ms->assign[ms->n_assign++].key = key;
+}
+
+bool
+mesh_share_here(struct node *n, struct mqtt_bytes key, const struct msg *m)
+{
+	uint64_t ids[MESH_SHARE_NODES];
+	struct mesh *ms = n->mesh;
+	size_t k, turn;
+
+	if (!ms || !ms->c)
+		return true;
+	k = cluster_share_nodes(ms->c, key, ids, MESH_SHARE_NODES);
+	if (!k)
+		return true;
+	/* this node and the k peers take turns, by message id */
+	turn = (size_t)(m->id % (k + 1));
+	if (turn == 0)
+		return true;
+	mesh_assign(ms, ids[turn - 1], key);
+	return false;
+}
+
+struct mesh_share_ctx {
+	struct node *n;
+	const struct msg *m;
+};
+
+/* A peer's group matching the message: one with no member here goes to
+ * one of the peers that have members (the local ones were decided while
+ * routing). */
+static void
+mesh_on_share_match(void *arg, struct mqtt_bytes key)
+{
+	struct mesh_share_ctx *x = arg;
+	uint64_t ids[MESH_SHARE_NODES];
+	size_t k;
+
+	if (share_exists(x->n, key))
+		return;
+	k = cluster_share_nodes(x->n->mesh->c, key, ids, MESH_SHARE_NODES);
+	if (k)
+		mesh_assign(x->n->mesh, ids[x->m->id % k], key);
+}
+
 size_t
 mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 {
@@ -386,7 +452,15 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 			          "does not wait for the peers");
 	}
 	mesh_msg(n, m, &cm);
+	if (n->mesh->c) {
+		struct mesh_share_ctx x = { n, m };
+		cluster_share_match(n->mesh->c, cm.topic, mesh_on_share_match,
+		                    &x);
+	}
+	cm.shares = n->mesh->assign;
+	cm.n_shares = n->mesh->n_assign;
 	sent = cluster_publish(n->mesh->c, &cm, w, &f);
+	n->mesh->n_assign = 0;
 	n->stats.cluster_forwarded += sent;
 	for (i = 0; i < f.n_peers; i++)
 		persist_outbox_put(n, f.peers[i], m);
@@ -437,9 +511,11 @@ mesh_ack_after_commit(struct node *n, uint64_t origin, uint64_t msg_id)
 static void
 mesh_on_deliver(void *arg, const struct cluster_msg *cm)
 {
+	struct mqtt_bytes keys[MESH_SHARES_MAX];
 	struct node *n = arg;
 	uint64_t writes = n->persist_writes;
 	struct msg *m;
+	size_t i;
 
 	if (cm->dup) {
 		/* taken before: ack once what it queued is durable */
@@ -456,7 +532,17 @@ mesh_on_deliver(void *arg, const struct cluster_msg *cm)
 	if (cm->expiry_s)
 		m->expiry_ms = node_now_ms() + cm->expiry_s * 1000ull;
 	n->stats.cluster_received++;
-	router_publish(n, m); /* local subscribers only: never sent on */
+	for (i = 0; i < cm->n_shares; i++)
+		keys[i] = cm->shares[i].key;
+	/* local subscribers only, never sent on; of the shared groups, those
+	 * the origin gave this node */
+	n->share_mode = NODE_SHARE_ONLY;
+	n->share_keys = keys;
+	n->n_share_keys = cm->n_shares;
+	router_publish(n, m);
+	n->share_mode = NODE_SHARE_LOCAL;
+	n->share_keys = NULL;
+	n->n_share_keys = 0;
 	msg_unref(m);
 	if (!cm->ack)
 		return;

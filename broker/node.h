@@ -115,7 +115,10 @@ struct node {
 	uint64_t route_gen;       /* stamps sessions while routing */
 	struct route_hit *hits;   /* routing scratch */
 	size_t n_hits;
-	struct msg *routing;        /* message being matched */
+	struct msg *routing; /* message being matched */
+	uint8_t share_mode;  /* enum node_share_mode, while routing */
+	const struct mqtt_bytes *share_keys; /* NODE_SHARE_ONLY: the groups */
+	size_t n_share_keys;
 	struct share_group *groups; /* shared subscription groups */
 	struct auth auth;           /* users of [auth] password_file */
 	struct store *store;        /* LMDB storage, or NULL */
@@ -157,6 +160,14 @@ struct node {
 	struct admin *admin;      /* admin HTTP API (admin.c), or NULL */
 	struct event sys_ev;      /* $SYS publication timer (sys.c) */
 	bool sys_on;              /* sys_ev is assigned */
+};
+
+/* Which shared subscription groups router_publish serves. */
+enum node_share_mode {
+	NODE_SHARE_LOCAL = 0, /* every local group (no cluster involved) */
+	NODE_SHARE_CLUSTER,   /* a local publish the cluster shares: each group
+	                       * goes to one node (mesh_share_here) */
+	NODE_SHARE_ONLY,      /* a peer's forward: only n->share_keys */
 };
 
 /* ---- node.c ---- */
@@ -505,6 +516,12 @@ struct mesh_wait;
  * mesh_wait_attach. @return the number of peers it went to
  */
 size_t mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait);
+/** A local publish (@p m) matched local group @p key: true when this node
+ * serves it, else it is assigned to a peer with members (the next
+ * mesh_forward sends it there). Each group goes to one node per message,
+ * turn by turn over the nodes with members. */
+bool mesh_share_here(struct node *n, struct mqtt_bytes key,
+                     const struct msg *m);
 /** Holds @p a until every peer of @p w acked, or [cluster]
  * forward_timeout_ms passed (the outbox carries the message then). */
 void mesh_wait_attach(struct node *n, struct mesh_wait *w, struct conn_ack *a);
@@ -552,6 +569,10 @@ int share_remove(struct node *n, struct mqtt_bytes full, struct sess *s);
 const struct topic_sub_opts *share_pick(struct share_group *g, uint8_t qos,
                                         struct sess **out);
 void share_free_all(struct node *n);
+/** The key "$share/{name}/{filter}" of group @p g. */
+struct mqtt_bytes share_key(const struct share_group *g);
+/** True when this node has members of group @p key. */
+bool share_exists(struct node *n, struct mqtt_bytes key);
 
 /* ---- router.c ---- */
 

@@ -55,6 +55,27 @@ router_msg_new(struct node *n, struct mqtt_bytes topic,
 	return m;
 }
 
+/* Does this node give @p m to one member of its group @p g? */
+static bool
+router_share_here(struct node *n, struct share_group *g, const struct msg *m)
+{
+	struct mqtt_bytes key = share_key(g);
+	size_t i;
+
+	switch (n->share_mode) {
+	case NODE_SHARE_CLUSTER:
+		return mesh_share_here(n, key, m);
+	case NODE_SHARE_ONLY:
+		for (i = 0; i < n->n_share_keys; i++)
+			if (n->share_keys[i].len == key.len &&
+			    !memcmp(n->share_keys[i].p, key.p, key.len))
+				return true;
+		return false;
+	default:
+		return true;
+	}
+}
+
 static void
 router_on_match(void *sub, const struct topic_sub_opts *opts, void *arg)
 {
@@ -63,8 +84,13 @@ router_on_match(void *sub, const struct topic_sub_opts *opts, void *arg)
 	struct sess *s = sub;
 	struct route_hit *h;
 
-	if (opts->shared) /* one member of the group gets it [MQTT-4.8.2] */
+	if (opts->shared) {
+		/* one member of the group gets it [MQTT-4.8.2], in the
+		 * cluster: one node's */
+		if (!router_share_here(n, sub, m))
+			return;
 		opts = share_pick(sub, m->qos, &s);
+	}
 	/* [MQTT-3.8.3-3] v5 No Local: not back to the publisher */
 	if (opts->no_local && m->origin == s)
 		return;
@@ -110,7 +136,9 @@ router_publish_will(struct node *n, struct msg *will, uint32_t expiry_s)
 			mesh_retained(n, will);
 		}
 	}
+	n->share_mode = NODE_SHARE_CLUSTER;
 	router_publish(n, will);
+	n->share_mode = NODE_SHARE_LOCAL;
 	mesh_forward(n, will, NULL); /* wills fire cluster-wide */
 }
 

@@ -181,3 +181,15 @@ share_free_all(struct node *n)
 		free(g);
 	}
 }
+
+struct mqtt_bytes
+share_key(const struct share_group *g)
+{
+	return (struct mqtt_bytes){ (const uint8_t *)g->key, g->len };
+}
+
+bool
+share_exists(struct node *n, struct mqtt_bytes key)
+{
+	return share_find(n, key) != NULL;
+}

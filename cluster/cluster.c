@@ -270,6 +270,23 @@ cluster_route_apply(struct link *l, bool add, ProtobufCBinaryData f,
 		link_close(l, CLUSTER_LOG_WARN, "bad route filter");
 		return ERR_BAD_FILTER;
 	}
+	if (b.len > 7 && memcmp(b.p, "$share/", 7) == 0) {
+		/* a shared subscription group: by key, durable or not */
+		if (!add) {
+			rtab_del(&c->shared, b, m->slot);
+			return 0;
+		}
+		if (rtab_node_routes(&c->shared, m->slot) >=
+		    CLUSTER_ROUTES_MAX) {
+			link_close(l, CLUSTER_LOG_WARN, "too many routes");
+			return ERR_LIMIT;
+		}
+		if (rtab_add(&c->shared, b, m->slot) == ERR_NOMEM) {
+			link_close(l, CLUSTER_LOG_ERROR, "out of memory");
+			return ERR_NOMEM;
+		}
+		return 0;
+	}
 	if (!add) {
 		rtab_del(&c->routes, b, m->slot); /* absent: nothing to do */
 		rtab_del(&c->durable, b, m->slot);
@@ -301,6 +318,7 @@ cluster_on_snapshot(struct link *l, const Mqd__RouteSnapshot *s)
 	if (!m->snap_open) {
 		rtab_drop_node(&c->routes, m->slot);
 		rtab_drop_node(&c->durable, m->slot);
+		rtab_drop_node(&c->shared, m->slot);
 		m->snap_open = true;
 		m->routes_synced = false;
 	}
@@ -415,15 +433,34 @@ cluster_pub_collect(void *arg, uint32_t slot)
 	c->targets[c->n_targets++] = m;
 }
 
-/* Sends a QoS 0 message to the members in c->targets. */
+/* The shared groups of @p m assigned to node @p id, into @p out (at most
+ * CLUSTER_GROUPS_MAX). @return how many */
+static size_t
+cluster_groups_for(const struct cluster_msg *m, uint64_t id,
+                   ProtobufCBinaryData *out)
+{
+	size_t i, n = 0;
+
+	for (i = 0; i < m->n_shares && n < CLUSTER_GROUPS_MAX; i++) {
+		if (m->shares[i].node_id != id)
+			continue;
+		out[n].data = (uint8_t *)m->shares[i].key.p;
+		out[n++].len = m->shares[i].key.len;
+	}
+	return n;
+}
+
+/* Sends a QoS 0 message to the members in c->targets, each with the
+ * shared groups assigned to it. */
 static size_t
 cluster_publish_qos0(struct cluster *c, const struct cluster_msg *m)
 {
 	Mqd__Envelope env = MQD__ENVELOPE__INIT;
 	Mqd__Publish p = MQD__PUBLISH__INIT;
+	ProtobufCBinaryData groups[CLUSTER_GROUPS_MAX];
 	size_t i, sent = 0;
 	struct link *l;
-	int rc;
+	int rc = 0;
 
 	p.origin_node = m->origin_node;
 	p.msg_id = m->msg_id;
@@ -440,23 +477,49 @@ cluster_publish_qos0(struct cluster *c, const struct cluster_msg *m)
 	p.origin_client.len = m->origin_client.len;
 	env.body_case = MQD__ENVELOPE__BODY_PUBLISH;
 	env.publish = &p;
-	buf_reset(&c->out);
-	rc = frame_encode(&c->out, &env);
-	if (rc != 0) {
-		cluster_log_limited(c, CLUSTER_LOG_WARN,
-		                    "cluster publish not forwarded "
-		                    "topic_len=%zu payload_len=%zu err=\"%s\"",
-		                    m->topic.len, m->payload.len, err_str(rc));
-		cluster_out_trim(c);
-		return 0;
-	}
+	p.groups = groups;
 	for (i = 0; i < c->n_targets; i++) {
+		/* one encoding for all, unless groups differ per node */
+		if (i == 0 || m->n_shares > 0) {
+			p.n_groups = cluster_groups_for(
+			        m, c->targets[i]->node_id, groups);
+			buf_reset(&c->out);
+			rc = frame_encode(&c->out, &env);
+		}
+		if (rc != 0)
+			break;
 		l = c->targets[i]->link;
 		if (l != NULL && link_send_raw(l, c->out.data, c->out.len) == 0)
 			sent++;
 	}
+	if (rc != 0)
+		cluster_log_limited(c, CLUSTER_LOG_WARN,
+		                    "cluster publish not forwarded "
+		                    "topic_len=%zu payload_len=%zu err=\"%s\"",
+		                    m->topic.len, m->payload.len, err_str(rc));
 	cluster_out_trim(c);
 	return sent;
+}
+
+/* Adds the peers that serve a shared group of @p m to c->targets. */
+static void
+cluster_pub_shares(struct cluster *c, const struct cluster_msg *m)
+{
+	struct member *t;
+	size_t i, j;
+
+	for (i = 0; i < m->n_shares; i++) {
+		for (j = 0; j < c->n_members; j++) {
+			t = c->members[j];
+			if (t->self || t->node_id != m->shares[i].node_id)
+				continue;
+			if (t->pub_gen != c->pub_gen) {
+				t->pub_gen = c->pub_gen;
+				c->targets[c->n_targets++] = t;
+			}
+			break;
+		}
+	}
 }
 
 size_t
@@ -485,6 +548,7 @@ cluster_publish(struct cluster *c, const struct cluster_msg *m, void *cookie,
 	if (!x.qos0)
 		/* a dead node's persistent sessions still wait for it */
 		rtab_match(&c->durable, m->topic, cluster_pub_collect, &x);
+	cluster_pub_shares(c, m);
 	if (c->n_targets == 0)
 		return 0;
 	if (x.qos0)
@@ -494,7 +558,7 @@ cluster_publish(struct cluster *c, const struct cluster_msg *m, void *cookie,
 		linked = t->state <= CLUSTER_SUSPECT && t->link != NULL &&
 		         t->link->st == LINK_UP;
 		if (fwd_queue(c, t, m, linked ? cookie : NULL) != 0)
-			continue;
+			continue; /* full: counted and logged */
 		c->fwd_ids[f.n_peers++] = t->node_id;
 		if (linked) {
 			f.sent++;
@@ -510,8 +574,10 @@ cluster_publish(struct cluster *c, const struct cluster_msg *m, void *cookie,
 static void
 cluster_on_publish(struct link *l, const Mqd__Publish *p)
 {
+	struct cluster_share shares[CLUSTER_GROUPS_MAX];
 	struct cluster *c = l->c;
 	struct cluster_msg m;
+	size_t i;
 
 	m.topic = (struct mqtt_bytes){ p->topic.data, p->topic.len };
 	if (p->qos > 2 || !mqtt_topic_name_is_valid(m.topic) ||
@@ -529,6 +595,17 @@ cluster_on_publish(struct link *l, const Mqd__Publish *p)
 	m.origin_client = (struct mqtt_bytes){ p->origin_client.data,
 		                               p->origin_client.len };
 	m.ack = p->ack;
+	if (p->n_groups > CLUSTER_GROUPS_MAX) {
+		link_close(l, CLUSTER_LOG_WARN, "bad publish");
+		return;
+	}
+	for (i = 0; i < p->n_groups; i++) {
+		shares[i].node_id = 0;
+		shares[i].key = (struct mqtt_bytes){ p->groups[i].data,
+			                             p->groups[i].len };
+	}
+	m.shares = shares;
+	m.n_shares = p->n_groups;
 	m.dup = p->ack && fwd_on_publish(l, p->origin_node, p->msg_id);
 	if (c->hooks.deliver != NULL)
 		c->hooks.deliver(c->hooks.arg, &m);
@@ -628,6 +705,7 @@ cluster_free(struct cluster *c)
 	free(c->seeds);
 	rtab_fini(&c->routes);
 	rtab_fini(&c->durable);
+	rtab_fini(&c->shared);
 	buf_fini(&c->out);
 	if (c->secret != NULL)
 		OPENSSL_cleanse(c->secret, c->secret_len);
@@ -820,6 +898,7 @@ cluster_start(struct event_base *base, const struct cluster_config *cfg,
 	c->hooks = *hooks;
 	rtab_init(&c->routes);
 	rtab_init(&c->durable);
+	rtab_init(&c->shared);
 	buf_init(&c->out);
 	rc = cluster_config_init(c, cfg);
 	if (rc == 0)
@@ -897,8 +976,10 @@ cluster_members(struct cluster *c,
 		cm.incarnation = m->inc;
 		cm.state = m->state;
 		cm.link_up = m->link != NULL;
-		cm.routes = m->self ? c->own_routes
-		                    : rtab_node_routes(&c->routes, m->slot);
+		cm.routes =
+		        m->self ? c->own_routes
+		                : rtab_node_routes(&c->routes, m->slot) +
+		                          rtab_node_routes(&c->shared, m->slot);
 		cm.self = m->self;
 		cm.outbox = m->fwd != NULL ? m->fwd->n : 0;
 		cm.admin_addr = m->self ? c->admin_addr : m->admin_addr;
@@ -1094,6 +1175,17 @@ cluster_routes_each(struct cluster *c,
 		return;
 	for (i = 0; i < c->routes.n_buckets; i++) {
 		for (e = c->routes.buckets[i]; e != NULL; e = e->next) {
+			for (k = 0; k < e->n_nodes; k++) {
+				if (e->nodes[k] >= c->n_members)
+					continue;
+				fn(arg,
+				   (struct mqtt_bytes){ e->filter, e->len },
+				   c->members[e->nodes[k]]->name);
+			}
+		}
+	}
+	for (i = 0; i < c->shared.n_buckets; i++) {
+		for (e = c->shared.buckets[i]; e != NULL; e = e->next) {
 			for (k = 0; k < e->n_nodes; k++) {
 				if (e->nodes[k] >= c->n_members)
 					continue;

@@ -51,9 +51,21 @@ struct cluster_msg {
 	bool retain;
 	uint32_t expiry_s; /* remaining Message Expiry Interval, 0 = none */
 	struct mqtt_bytes origin_client; /* publishing client id (no-local) */
+	/* publish: shared subscription groups assigned to peers (each group
+	 * "$share/{name}/{filter}" to one node, which gives the message to
+	 * one of its members); deliver: the groups of this node that get it
+	 * (its other groups do not: another node serves them) */
+	const struct cluster_share *shares;
+	size_t n_shares;
 	bool ack; /* deliver: the origin waits for cluster_forward_ack */
 	bool dup; /* deliver: taken before (ack it once what was queued for
 	           * it is durable; do not deliver it again) */
+};
+
+/** A shared subscription group and the node that serves it. */
+struct cluster_share {
+	uint64_t node_id;      /* publish: the peer; deliver: 0 (this node) */
+	struct mqtt_bytes key; /* "$share/{name}/{filter}" */
 };
 
 /** What one cluster_publish did. */
@@ -222,6 +234,20 @@ void cluster_route_del(struct cluster *c, struct mqtt_bytes filter);
  */
 size_t cluster_publish(struct cluster *c, const struct cluster_msg *m,
                        void *cookie, struct cluster_fwd *out);
+
+/**
+ * The linked peers (ALIVE or SUSPECT) with members of shared subscription
+ * group @p key ("$share/{name}/{filter}"): up to @p max node ids into
+ * @p out, in member slot order (the same on every call).
+ * @return how many
+ */
+size_t cluster_share_nodes(struct cluster *c, struct mqtt_bytes key,
+                           uint64_t *out, size_t max);
+/** Calls @p fn once for each shared subscription group of the peers whose
+ * filter matches @p topic. */
+void cluster_share_match(struct cluster *c, struct mqtt_bytes topic,
+                         void (*fn)(void *arg, struct mqtt_bytes key),
+                         void *arg);
 
 /** Acknowledges a delivered forward (hooks->deliver with ack) to its
  * origin node: call it once what was queued for it is durable. */

@@ -37,6 +37,7 @@ struct Mqd__TakeoverReply;
 #define CLUSTER_MEMBERS_MAX    1024 /* members known; more are ignored */
 #define CLUSTER_SEEDS_MAX      64
 #define CLUSTER_ROUTES_MAX     (1u << 20) /* filters held per peer */
+#define CLUSTER_GROUPS_MAX     64         /* shared groups one publish names */
 #define CLUSTER_GOSSIP_MAX     8          /* updates piggy-backed per frame */
 #define CLUSTER_BACKOFF_MIN_MS 200        /* first redial delay */
 #define CLUSTER_BACKOFF_MAX_MS 5000       /* redial delay cap */
@@ -142,6 +143,16 @@ size_t rtab_node_routes(const struct rtab *t, uint32_t slot);
  */
 size_t rtab_match(struct rtab *t, struct mqtt_bytes topic,
                   void (*fn)(void *arg, uint32_t slot), void *arg);
+
+/**
+ * Calls @p fn for each entry of @p t, a table of shared subscription keys
+ * ("$share/{name}/{filter}"), whose filter matches @p topic.
+ */
+void rtab_match_shared(struct rtab *t, struct mqtt_bytes topic,
+                       void (*fn)(void *arg, const struct rtab_entry *e),
+                       void *arg);
+/** The entry for filter (or key) @p f, or NULL. */
+const struct rtab_entry *rtab_get(const struct rtab *t, struct mqtt_bytes f);
 
 /* ---- member.c: SWIM rules and small helpers, no state ---- */
 
@@ -348,6 +359,8 @@ struct cluster {
 	struct rtab routes;     /* remote routes by member slot */
 	struct rtab durable;    /* the routes persistent sessions hold: kept
 	                         * when their node dies or leaves */
+	struct rtab shared;     /* shared subscription groups, by key
+	                         * "$share/{name}/{filter}" */
 	uint32_t pub_gen;       /* cluster_publish count (member.pub_gen) */
 	struct fwd_peer *fwd;   /* fwd.c, by node id */
 	struct event *ack_ev;   /* fwd.c: sends the acks of this turn */

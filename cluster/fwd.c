@@ -40,7 +40,9 @@ struct fwd_entry {
 	uint32_t payload_len;
 	uint32_t props_len;
 	uint32_t client_len;
-	uint8_t data[]; /* topic, payload, props, origin client */
+	uint32_t groups_len; /* shared groups: u16 length + key each */
+	uint16_t n_groups;
+	uint8_t data[]; /* topic, payload, props, origin client, groups */
 };
 
 struct fwd_peer *
@@ -117,7 +119,9 @@ fwd_send_one(struct cluster *c, struct link *l, const struct fwd_entry *e)
 {
 	Mqd__Envelope env = MQD__ENVELOPE__INIT;
 	Mqd__Publish pb = MQD__PUBLISH__INIT;
+	ProtobufCBinaryData groups[CLUSTER_GROUPS_MAX];
 	const uint8_t *d = e->data;
+	uint16_t i;
 	int rc;
 
 	if (e->expires_ms != 0) {
@@ -140,6 +144,14 @@ fwd_send_one(struct cluster *c, struct link *l, const struct fwd_entry *e)
 	d += e->props_len;
 	pb.origin_client.data = (uint8_t *)d;
 	pb.origin_client.len = e->client_len;
+	d += e->client_len;
+	for (i = 0; i < e->n_groups; i++) {
+		groups[i].len = (size_t)d[0] << 8 | d[1];
+		groups[i].data = (uint8_t *)d + 2;
+		d += 2 + groups[i].len;
+	}
+	pb.groups = groups;
+	pb.n_groups = e->n_groups;
 	pb.qos = e->qos;
 	pb.retain = e->retain;
 	pb.ack = true;
@@ -202,15 +214,25 @@ static int
 fwd_append(struct cluster *c, struct fwd_peer *p, const struct cluster_msg *msg,
            void *cookie)
 {
+	size_t i, glen = 0, ng = 0;
 	struct fwd_entry *e;
 	uint8_t *d;
 
 	if (p->n >= c->outbox_max)
 		return ERR_LIMIT;
+	for (i = 0; i < msg->n_shares; i++) {
+		if (msg->shares[i].node_id == p->node_id &&
+		    ng < CLUSTER_GROUPS_MAX) {
+			glen += 2 + msg->shares[i].key.len;
+			ng++;
+		}
+	}
 	e = malloc(sizeof(*e) + msg->topic.len + msg->payload.len +
-	           msg->props.len + msg->origin_client.len);
+	           msg->props.len + msg->origin_client.len + glen);
 	if (e == NULL)
 		return ERR_NOMEM;
+	e->groups_len = (uint32_t)glen;
+	e->n_groups = (uint16_t)ng;
 	e->next = NULL;
 	e->msg_id = msg->msg_id;
 	e->expires_ms =
@@ -234,6 +256,17 @@ fwd_append(struct cluster *c, struct fwd_peer *p, const struct cluster_msg *msg,
 	d += msg->props.len;
 	if (msg->origin_client.len)
 		memcpy(d, msg->origin_client.p, msg->origin_client.len);
+	d += msg->origin_client.len;
+	for (i = 0, ng = 0; i < msg->n_shares && ng < e->n_groups; i++) {
+		const struct cluster_share *sh = &msg->shares[i];
+		if (sh->node_id != p->node_id)
+			continue;
+		d[0] = (uint8_t)(sh->key.len >> 8);
+		d[1] = (uint8_t)sh->key.len;
+		memcpy(d + 2, sh->key.p, sh->key.len);
+		d += 2 + sh->key.len;
+		ng++;
+	}
 	*p->tail = e;
 	p->tail = &e->next;
 	if (p->unsent == NULL)
@@ -432,4 +465,53 @@ cluster_stats_get(struct cluster *c, struct cluster_stats *st)
 	*st = c->fwd_stats;
 	for (p = c->fwd; p != NULL; p = p->next)
 		st->outbox += p->n;
+}
+
+size_t
+cluster_share_nodes(struct cluster *c, struct mqtt_bytes key, uint64_t *out,
+                    size_t max)
+{
+	const struct rtab_entry *e;
+	struct member *m;
+	size_t n = 0, i;
+
+	if (c == NULL || (e = rtab_get(&c->shared, key)) == NULL)
+		return 0;
+	/* by slot, so every call lists them in the same order */
+	for (i = 0; i < c->n_members && n < max; i++) {
+		m = c->members[i];
+		if (m->self || m->state > CLUSTER_SUSPECT || m->link == NULL ||
+		    m->link->st != LINK_UP)
+			continue;
+		for (uint32_t k = 0; k < e->n_nodes; k++) {
+			if (e->nodes[k] == m->slot) {
+				out[n++] = m->node_id;
+				break;
+			}
+		}
+	}
+	return n;
+}
+
+struct share_match_ctx {
+	void (*fn)(void *arg, struct mqtt_bytes key);
+	void *arg;
+};
+
+static void
+share_match_one(void *arg, const struct rtab_entry *e)
+{
+	struct share_match_ctx *x = arg;
+
+	x->fn(x->arg, (struct mqtt_bytes){ e->filter, e->len });
+}
+
+void
+cluster_share_match(struct cluster *c, struct mqtt_bytes topic,
+                    void (*fn)(void *arg, struct mqtt_bytes key), void *arg)
+{
+	struct share_match_ctx x = { fn, arg };
+
+	if (c != NULL && c->shared.n_entries > 0)
+		rtab_match_shared(&c->shared, topic, share_match_one, &x);
 }

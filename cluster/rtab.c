@@ -297,3 +297,46 @@ rtab_match(struct rtab *t, struct mqtt_bytes topic,
 	}
 	return n;
 }
+
+/* The filter of a shared subscription key "$share/{name}/{filter}". */
+static bool
+rtab_share_filter(const uint8_t *key, size_t len, struct mqtt_bytes *f)
+{
+	static const char pre[] = "$share/";
+	size_t i = sizeof(pre) - 1;
+
+	if (len <= i || memcmp(key, pre, i) != 0)
+		return false;
+	while (i < len && key[i] != '/')
+		i++;
+	if (i + 1 >= len)
+		return false;
+	f->p = key + i + 1;
+	f->len = len - i - 1;
+	return true;
+}
+
+void
+rtab_match_shared(struct rtab *t, struct mqtt_bytes topic,
+                  void (*fn)(void *arg, const struct rtab_entry *e), void *arg)
+{
+	struct rtab_entry *e;
+	struct mqtt_bytes f;
+	size_t i;
+
+	for (i = 0; i < t->n_buckets; i++) {
+		for (e = t->buckets[i]; e != NULL; e = e->next) {
+			if (rtab_share_filter(e->filter, e->len, &f) &&
+			    mqtt_topic_matches(f, topic))
+				fn(arg, e);
+		}
+	}
+}
+
+const struct rtab_entry *
+rtab_get(const struct rtab *t, struct mqtt_bytes f)
+{
+	struct rtab_entry **pp = rtab_find((struct rtab *)t, f, rtab_hash(f));
+
+	return pp != NULL ? *pp : NULL;
+}

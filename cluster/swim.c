@@ -217,6 +217,7 @@ swim_set_state(struct cluster *c, struct member *m,
 		            m->name, rtab_node_routes(&c->routes, m->slot),
 		            rtab_node_routes(&c->durable, m->slot));
 		rtab_drop_node(&c->routes, m->slot);
+		rtab_drop_node(&c->shared, m->slot);
 		m->routes_synced = false;
 		m->snap_open = false;
 		if (c->probe.target == m)

@@ -572,3 +572,70 @@ def test_takeover_race_leaves_one_owner(start_broker, clients):
                     got.rc == m5.SESSION_TAKEN_OVER, got
         assert len(left) == 1, "round %d: %d connections left" % (
             round_, len(left))
+
+
+# ---- shared subscriptions across the cluster ----
+
+def test_shared_group_spans_the_cluster(start_broker, clients):
+    """[#6] [MQTT-4.8.2-3] a shared subscription group with members on all
+    three nodes: each message goes to exactly one member of the group, in
+    the whole cluster, and the nodes take turns (balanced); plain
+    subscribers on the same topic still get every message."""
+    a, b, c, _ = _three(start_broker)
+    members = {}
+    for node, name in ((a, "a"), (b, "b"), (c, "c")):
+        for i in range(2):
+            s = m5.client(clients, node)
+            s.handshake("sh-%s%d" % (name, i))
+            s.subscribe([("$share/g/sh/#", m5.sub_options(1))])
+            members["%s%d" % (name, i)] = s
+    plain = {}
+    for node, name in ((b, "b"), (c, "c")):
+        p = m5.client(clients, node)
+        p.handshake("plain-" + name)
+        p.subscribe([("sh/#", m5.sub_options(1))])
+        plain[name] = p
+    pub = m5.client(clients, a)
+    pub.handshake("sh-pub")
+    # the plain routes were sent after the shared ones on each link: once
+    # a probe reaches the plain subscriber, node a knows the group there
+    for name, p in plain.items():
+        _probe(pub, p, "sh/probe-" + name)
+    # the probes went to the group too: drain them before counting
+    for s in members.values():
+        while True:
+            try:
+                q = s.expect(m5.PUBLISH, timeout=0.3)
+            except AssertionError as e:
+                if "no PUBLISH" not in str(e):
+                    raise
+                break
+            s.ack(q)
+    n = 60
+    for i in range(n):
+        pub.publish("sh/x", b"s%02d" % i, qos=1)
+    got = {k: [] for k in members}
+    deadline = time.monotonic() + DEADLINE
+    while sum(len(v) for v in got.values()) < n:
+        assert time.monotonic() < deadline, got
+        for k, s in members.items():
+            try:
+                q = s.expect(m5.PUBLISH, timeout=0.05)
+            except AssertionError as e:
+                if "no PUBLISH" not in str(e):
+                    raise
+                continue
+            s.ack(q)
+            got[k].append(q.payload)
+    everything = sorted(x for v in got.values() for x in v)
+    assert everything == [b"s%02d" % i for i in range(n)], got
+    per_node = {x: len(got[x + "0"]) + len(got[x + "1"]) for x in "abc"}
+    for x, count in per_node.items():
+        assert n // 6 <= count <= n // 2, per_node  # turns, not one node
+    for k, v in got.items():
+        assert v, "member %s got nothing: %r" % (k, per_node)
+    for k, s in members.items():  # nothing more, to anyone (bounded wait)
+        with pytest.raises(AssertionError, match="no PUBLISH"):
+            s.expect(m5.PUBLISH, timeout=0.3)
+    for p in plain.values():
+        assert _collect(p, n) == [b"s%02d" % i for i in range(n)]
