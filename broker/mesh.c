@@ -33,6 +33,10 @@
 /* Peers with members of one group considered, at most. */
 #define MESH_SHARE_NODES 64
 
+/* A linked peer with this many forwards unacknowledged slows the
+ * publishers down (their acks wait for the peers'). */
+#define MESH_FLOW_HIGH 2000
+
 /* One topic filter with local subscribers. */
 struct mesh_route {
 	struct mesh_route *next;
@@ -443,9 +447,13 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 
 	if (!n->mesh)
 		return 0;
-	if (wait && m->qos && persist_on(n) &&
-	    n->cfg->durability == CONFIG_DURABILITY_SYNC &&
-	    n->cfg->cluster_forward_timeout_ms) {
+	/* the publisher's ack waits for the peers under durability sync,
+	 * and whenever a linked peer falls behind (flow control: publishers
+	 * slow down to what the links carry instead of filling the outbox
+	 * until it drops) */
+	if (wait && m->qos && n->cfg->cluster_forward_timeout_ms &&
+	    ((persist_on(n) && n->cfg->durability == CONFIG_DURABILITY_SYNC) ||
+	     cluster_backlog(n->mesh->c) >= MESH_FLOW_HIGH)) {
 		w = calloc(1, sizeof(*w));
 		if (!w)
 			log_error("cluster publish: out of memory, the ack "

@@ -271,6 +271,10 @@ uint64_t cluster_takeover(struct cluster *c, struct mqtt_bytes id, bool clean,
 /** Forgets request @p req (its connection closed): no takeover_done. */
 void cluster_takeover_cancel(struct cluster *c, uint64_t req);
 
+/** The largest outbox of a peer with an established link: how far the
+ * slowest linked peer is behind (0 for NULL @p c). */
+size_t cluster_backlog(struct cluster *c);
+
 /** Counters of acknowledged forwarding (zeros for NULL @p c). */
 void cluster_stats_get(struct cluster *c, struct cluster_stats *st);
 

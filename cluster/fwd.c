@@ -515,3 +515,19 @@ cluster_share_match(struct cluster *c, struct mqtt_bytes topic,
 	if (c != NULL && c->shared.n_entries > 0)
 		rtab_match_shared(&c->shared, topic, share_match_one, &x);
 }
+
+size_t
+cluster_backlog(struct cluster *c)
+{
+	struct fwd_peer *p;
+	size_t max = 0;
+
+	if (c == NULL)
+		return 0;
+	for (p = c->fwd; p != NULL; p = p->next) {
+		if (p->n > max && p->m != NULL && p->m->link != NULL &&
+		    p->m->link->st == LINK_UP)
+			max = p->n;
+	}
+	return max;
+}
