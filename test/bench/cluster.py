@@ -152,7 +152,7 @@ def main():
     def row(label, key, get, fmt):
         s = get(results[("same node", key)])
         x = get(results[("across nodes", key)])
-        ratio = "%.2f" % (x / s) if s and x else "-"
+        ratio = "%.2f" % (x / s) if s and x and s >= 0.01 else "-"
         print("| %s | %s | %s | %s |" % (label, cp.fmt(s, fmt),
                                          cp.fmt(x, fmt), ratio))
     row("saturation, msg/s received", "rate", lambda r: r["rate"], "%.0f")
