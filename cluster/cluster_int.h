@@ -29,23 +29,27 @@ struct Mqd__RetainedSync;
 struct Mqd__Takeover;
 struct Mqd__TakeoverReply;
 
-#define CLUSTER_PORT_DEFAULT   7883 /* seed given without a port */
-#define CLUSTER_NAME_MAX       255  /* node name bytes (config allows 255) */
-#define CLUSTER_ADDR_MAX       300  /* "host:port" bytes */
-#define CLUSTER_NONCE_LEN      16   /* Hello nonce */
-#define CLUSTER_MAC_LEN        32   /* HMAC-SHA256 */
-#define CLUSTER_MEMBERS_MAX    1024 /* members known; more are ignored */
-#define CLUSTER_SEEDS_MAX      64
-#define CLUSTER_ROUTES_MAX     (1u << 20) /* filters held per peer */
-#define CLUSTER_GROUPS_MAX     64         /* shared groups one publish names */
-#define CLUSTER_GOSSIP_MAX     8          /* updates piggy-backed per frame */
-#define CLUSTER_BACKOFF_MIN_MS 200        /* first redial delay */
-#define CLUSTER_BACKOFF_MAX_MS 5000       /* redial delay cap */
-#define CLUSTER_PENDING_MAX    64         /* inbound links in handshake */
-#define CLUSTER_RELAYS_MAX     32         /* PingReq relays in flight */
-#define CLUSTER_SNAP_PART      (1u << 20) /* filter bytes per snapshot part */
-#define CLUSTER_RSNAP_PART     (1u << 20) /* retained bytes per snapshot part */
-#define CLUSTER_TAKEOVER_MS    3000       /* a takeover waits this long */
+#define CLUSTER_PORT_DEFAULT 7883 /* seed given without a port */
+#define CLUSTER_NAME_MAX     255  /* node name bytes (config allows 255) */
+#define CLUSTER_ADDR_MAX     300  /* "host:port" bytes */
+#define CLUSTER_NONCE_LEN    16   /* Hello nonce */
+#define CLUSTER_MAC_LEN      32   /* HMAC-SHA256 */
+#define CLUSTER_MEMBERS_MAX  1024 /* members known; more are ignored */
+#define CLUSTER_SEEDS_MAX    64
+#define CLUSTER_ROUTES_MAX   (1u << 20) /* filters held per peer */
+#define CLUSTER_GROUPS_MAX   64         /* shared groups one publish names */
+/* Bytes of messages one peer's outbox holds at most (besides
+ * outbox_max entries): a dead node with large messages waiting for it
+ * must not exhaust this node's memory. */
+#define CLUSTER_OUTBOX_BYTES_MAX ((size_t)256 << 20)
+#define CLUSTER_GOSSIP_MAX       8          /* updates piggy-backed per frame */
+#define CLUSTER_BACKOFF_MIN_MS   200        /* first redial delay */
+#define CLUSTER_BACKOFF_MAX_MS   5000       /* redial delay cap */
+#define CLUSTER_PENDING_MAX      64         /* inbound links in handshake */
+#define CLUSTER_RELAYS_MAX       32         /* PingReq relays in flight */
+#define CLUSTER_SNAP_PART        (1u << 20) /* filter bytes per snapshot part */
+#define CLUSTER_RSNAP_PART       (1u << 20) /* retained bytes per snapshot part */
+#define CLUSTER_TAKEOVER_MS      3000       /* a takeover waits this long */
 /* A received stamp further ahead of this node's wall clock is refused: a
  * peer with a broken clock (or a forged stamp) cannot push every node's
  * clock, and so every later retained change, far into the future. */
@@ -306,6 +310,7 @@ struct fwd_peer {
 	struct fwd_entry **tail;
 	struct fwd_entry *unsent; /* first entry not sent on the current link */
 	size_t n;                 /* outbox entries */
+	size_t bytes;             /* and their size */
 	uint64_t mark;            /* highest msg_id taken from it */
 	uint64_t *acks;           /* msg_ids to ack, this turn */
 	size_t n_acks;

@@ -85,6 +85,13 @@ fwd_member(struct cluster *c, struct fwd_peer *p)
 	return p->m;
 }
 
+static size_t
+fwd_entry_size(const struct fwd_entry *e)
+{
+	return sizeof(*e) + e->topic_len + e->payload_len + e->props_len +
+	       e->client_len + e->groups_len;
+}
+
 static void
 fwd_entry_free(struct fwd_entry *e)
 {
@@ -101,6 +108,7 @@ fwd_unlink(struct fwd_peer *p, struct fwd_entry **pp, struct fwd_entry *e)
 	if (p->unsent == e)
 		p->unsent = e->next;
 	p->n--;
+	p->bytes -= fwd_entry_size(e);
 }
 
 static void
@@ -218,7 +226,8 @@ fwd_append(struct cluster *c, struct fwd_peer *p, const struct cluster_msg *msg,
 	struct fwd_entry *e;
 	uint8_t *d;
 
-	if (p->n >= c->outbox_max)
+	if (p->n >= c->outbox_max ||
+	    p->bytes + msg->payload.len > CLUSTER_OUTBOX_BYTES_MAX)
 		return ERR_LIMIT;
 	for (i = 0; i < msg->n_shares; i++) {
 		if (msg->shares[i].node_id == p->node_id &&
@@ -272,6 +281,7 @@ fwd_append(struct cluster *c, struct fwd_peer *p, const struct cluster_msg *msg,
 	if (p->unsent == NULL)
 		p->unsent = e;
 	p->n++;
+	p->bytes += fwd_entry_size(e);
 	return 0;
 }
 

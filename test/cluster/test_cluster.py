@@ -334,14 +334,21 @@ def test_outbox_for_a_dead_node_survives_restarts(start_broker, clients):
     clean.handshake("clean-b")
     clean.subscribe([("vol/#", m5.sub_options(1))])
     _persistent_sub(clients, b, "ps-b", "dur/#", probe_from=a, probe="dur/p")
+    live = m5.client(clients, c)
+    live.handshake("live-c")
+    live.subscribe([("live/#", m5.sub_options(1))])
+    pa = m5.client(clients, a)
+    pa.handshake("pub-a")
+    _probe(pa, live, "live/probe")
     mark_a, mark_c = len(a.log_text()), len(c.log_text())
     assert b.kill() == -signal.SIGKILL
     for x, mark in ((a, mark_a), (c, mark_c)):
         _wait_log(x, r"cluster member node=b state=dead", after=mark)
         _wait_log(x, r"cluster routes dropped node=b routes=2 "
                      r"kept_durable=1", after=mark)
-    pa = m5.client(clients, a)
-    pa.handshake("pub-a")
+    # node a <-> node c traffic goes on while b is dead
+    pa.publish("live/x", b"still here", qos=1)
+    assert _collect(live, 1) == [b"still here"]
     pc = m5.client(clients, c)
     pc.handshake("pub-c")
     for i in range(30):
