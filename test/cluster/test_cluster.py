@@ -492,7 +492,7 @@ def test_takeover_moves_the_session_to_the_new_node(start_broker, clients):
     assert [p.payload for p in inflight] == [b"m0", b"m1"]
     new = m5.client(clients, b)
     ack = new.handshake("mover", clean_start=False, props=PERSIST)
-    assert ack.session_present, ack
+    assert ack.session_present, ack  # [MQTT-3.1.2-5] v5: resumed
     old.expect_disconnect(m5.SESSION_TAKEN_OVER)
     again = [new.expect(m5.PUBLISH) for _ in range(2)]
     for p, q in zip(again, inflight):
@@ -509,7 +509,7 @@ def test_takeover_moves_the_session_to_the_new_node(start_broker, clients):
 
 
 def test_takeover_with_clean_start_discards_the_session(start_broker, clients):
-    """[#6] [MQTT-3.1.2-4] the same takeover with clean start: the old
+    """[#6] [MQTT-3.1.2-4] v5: the same takeover with clean start: the old
     connection gets 0x8E, the session on the other node is discarded
     (session present 0, no subscriptions left anywhere)."""
     a, b = _pair(start_broker)
@@ -584,8 +584,9 @@ def test_takeover_race_leaves_one_owner(start_broker, clients):
 # ---- shared subscriptions across the cluster ----
 
 def test_shared_group_spans_the_cluster(start_broker, clients):
-    """[#6] [MQTT-4.8.2-3] a shared subscription group with members on all
-    three nodes: each message goes to exactly one member of the group, in
+    """[#6] v5 section 4.8.2 (each message to one member of the group): a
+    shared subscription group with members on all three nodes: each
+    message goes to exactly one member of the group, in
     the whole cluster, and the nodes take turns (balanced); plain
     subscribers on the same topic still get every message."""
     a, b, c, _ = _three(start_broker)
