@@ -32,7 +32,9 @@ struct config {
 	uint16_t receive_maximum; /* default 32: v5 incoming QoS 1/2 window */
 	uint16_t topic_alias_maximum; /* default 10: v5 aliases a client may set
 	                               */
-	uint16_t max_keepalive; /* default 0 = none: v5 Server Keep Alive */
+	uint16_t max_keepalive;    /* default 0 = none: v5 Server Keep Alive */
+	uint16_t max_qos;          /* default 2: the highest QoS served */
+	uint16_t retain_available; /* default 1: retained messages served */
 	/* [storage] */
 	enum config_durability durability; /* default sync */
 	uint32_t sync_interval_ms;         /* default 1000 */

@@ -975,6 +975,15 @@ conn_send_connack(struct conn *c, bool present, bool assigned,
 		pr->present |= (1ull << MQTT_PROP_AUTH_METHOD) |
 		               (1ull << MQTT_PROP_AUTH_DATA);
 	}
+	if (cfg->max_qos < 2) {
+		/* [MQTT-3.2.2-9] v5 */
+		pr->max_qos = (uint8_t)cfg->max_qos;
+		pr->present |= 1ull << MQTT_PROP_MAX_QOS;
+	}
+	if (!cfg->retain_available) {
+		pr->retain_available = 0;
+		pr->present |= 1ull << MQTT_PROP_RETAIN_AVAILABLE;
+	}
 	if (server_keepalive) {
 		/* [MQTT-3.2.2-21] v5 */
 		pr->server_keepalive = server_keepalive;
@@ -1024,6 +1033,22 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		}
 	} else {
 		expiry = ck->clean_start ? 0 : UINT32_MAX;
+	}
+	if (ck->will && ck->will_qos > n->cfg->max_qos) {
+		/* [MQTT-3.2.2-12] v5 */
+		conn_refuse(c,
+		            v5 ? MQTT_RC_QOS_NOT_SUPPORTED
+		               : MQTT_CONNACK_V3_UNAVAILABLE,
+		            "will QoS not supported");
+		return;
+	}
+	if (ck->will && ck->will_retain && !n->cfg->retain_available) {
+		/* [MQTT-3.2.2-13] v5 */
+		conn_refuse(c,
+		            v5 ? MQTT_RC_RETAIN_NOT_SUPPORTED
+		               : MQTT_CONNACK_V3_UNAVAILABLE,
+		            "will retain not supported");
+		return;
 	}
 	if (ck->will) {
 		c->will = router_msg_new(n, ck->will_topic, ck->will_payload,
@@ -1550,6 +1575,18 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	n->stats.msgs_in++;
 	n->stats.msgs_in_qos[p.qos]++;
 	n->stats.payload_in_qos[p.qos] += p.payload.len;
+	if (p.qos > n->cfg->max_qos) {
+		/* [MQTT-3.2.2-11] v5: above the Maximum QoS of the CONNACK
+		 * (3.1.1: closed) */
+		conn_abort(c, MQTT_RC_QOS_NOT_SUPPORTED, "QoS not supported");
+		return;
+	}
+	if (p.retain && !n->cfg->retain_available) {
+		/* [MQTT-3.2.2-14] v5: the CONNACK said Retain Available 0 */
+		conn_abort(c, MQTT_RC_RETAIN_NOT_SUPPORTED,
+		           "retain not supported");
+		return;
+	}
 	if (c->v5) {
 		rc = conn_topic_alias(c, &p);
 		if (rc) {
@@ -1645,7 +1682,11 @@ conn_subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 	if (shared && v5 && e->no_local)
 		return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] v5 */
 	memset(&opts, 0, sizeof(opts));
-	opts.qos = e->qos;
+	/* [MQTT-3.2.2-10] v5: a SUBSCRIBE above the server's Maximum QoS is
+	 * granted at that maximum */
+	opts.qos = e->qos < c->node->cfg->max_qos
+	                   ? e->qos
+	                   : (uint8_t)c->node->cfg->max_qos;
 	if (v5) {
 		opts.no_local = e->no_local;
 		opts.retain_as_published = e->retain_as_published;
@@ -1654,7 +1695,7 @@ conn_subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 	}
 	if (sess_subscribe(c->sess, e->filter, &opts, existed))
 		return v5 ? MQTT_RC_UNSPECIFIED : 0x80;
-	return e->qos;
+	return opts.qos;
 }
 
 static void

@@ -16,8 +16,8 @@
 
 #define SYS_PREFIX "$SYS/broker/"
 
-/* Publishes one $SYS topic: retained here, delivered to local
- * subscribers. */
+/* Publishes one $SYS topic: retained here (when retained messages are
+ * available), delivered to local subscribers. */
 static void
 sys_put(struct node *n, const char *path, const char *value)
 {
@@ -28,13 +28,15 @@ sys_put(struct node *n, const char *path, const char *value)
 	w = snprintf(topic, sizeof(topic), SYS_PREFIX "%s", path);
 	if (w < 0 || (size_t)w >= sizeof(topic))
 		return;
+	/* without retained messages ([mqtt] retain_available = 0, said in
+	 * the CONNACK) the values are only published */
 	m = router_msg_new(
 	        n, (struct mqtt_bytes){ (const uint8_t *)topic, (size_t)w },
 	        (struct mqtt_bytes){ (const uint8_t *)value, strlen(value) },
-	        NULL, 0, true);
+	        NULL, 0, n->cfg->retain_available != 0);
 	if (!m)
 		return; /* out of memory: the next interval tries again */
-	if (retain_set(n->retained, m) != 0) {
+	if (m->retain && retain_set(n->retained, m) != 0) {
 		msg_unref(m);
 		return;
 	}

@@ -807,6 +807,8 @@ START_TEST(test_bounds)
 		{ "MQD_MQTT_RECEIVE_MAXIMUM", 1, 65535 },
 		{ "MQD_MQTT_TOPIC_ALIAS_MAXIMUM", 0, 65535 },
 		{ "MQD_MQTT_MAX_KEEPALIVE", 0, 65535 },
+		{ "MQD_MQTT_MAX_QOS", 0, 2 },
+		{ "MQD_MQTT_RETAIN_AVAILABLE", 0, 1 },
 		{ "MQD_STORAGE_SYNC_INTERVAL_MS", 1, 60000 },
 		{ "MQD_CLUSTER_PORT", 1, 65535 },
 		{ "MQD_CLUSTER_FORWARD_TIMEOUT_MS", 0, 600000 },
@@ -855,7 +857,7 @@ START_TEST(test_key_names_and_format)
 
 	for (i = 0; config_key_name(i, &section, &key); i++)
 		;
-	ck_assert_uint_eq(i, 29);
+	ck_assert_uint_eq(i, 31);
 	ck_assert(config_key_name(4, &section, &key));
 	ck_assert_str_eq(section, "mqtt");
 	ck_assert_str_eq(key, "port");
@@ -867,8 +869,10 @@ START_TEST(test_key_names_and_format)
 	ck_assert_int_eq(config_key_format(&r.cfg, 2, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "info");
 	ck_assert_int_eq(config_key_format(&r.cfg, 13, buf, sizeof(buf)), 0);
-	ck_assert_str_eq(buf, "sync");
+	ck_assert_str_eq(buf, "2"); /* max_qos */
 	ck_assert_int_eq(config_key_format(&r.cfg, 15, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "sync");
+	ck_assert_int_eq(config_key_format(&r.cfg, 17, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "1073741824");
 	ck_assert_int_eq(config_key_format(&r.cfg, 1, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "./data");
