@@ -1508,6 +1508,12 @@ conn_ack_ready(struct conn_ack *a, int err)
 			free(a);
 			continue;
 		}
+		if (a->failed && a->type == MQTT_PUBREC && c->sess)
+			/* the message was not stored: the id is free again, a
+			 * PUBLISH with it is a new message [MQTT-4.3.3-9] v5
+			 * (3.1.1: the resend after the close is taken, not
+			 * answered as a duplicate of what was lost) */
+			sess_qos2_in_remove(c->sess, a->pid);
 		if (a->failed &&
 		    (c->version != MQTT_V5 || a->type == MQTT_PUBCOMP)) {
 			/* 3.1.1 has no way to refuse; PUBCOMP no code for it */

@@ -379,3 +379,39 @@ def test_v311_storage_full_closes_the_publisher(start_broker, clients):
     other = clients.raw(b1)
     other.handshake("full3-other")
     other.ping()
+
+
+def test_v5_mqtt_4_3_3_9_after_pubrec_error_same_id_is_new(start_broker,
+                                                            clients):
+    """[MQTT-4.3.3-9] v5: once the server has answered a QoS 2 PUBLISH with
+    a PUBREC of 0x80 or more (here 0x97: storage full), a PUBLISH with the
+    same packet id is a new message: storing it is tried again (and
+    refused again while the store is full), where a resend of an accepted
+    one would be answered 0x00 without storing."""
+    b = start_broker(**SYNC, storage_max_size="1M")
+    sub = m5.client(clients, b)
+    sub.handshake("full2-sub", clean_start=False,
+                  props=[(m5.SESSION_EXPIRY_INTERVAL, 3600)])
+    sub.subscribe([("full2/#", m5.sub_options(2))])
+    pub = m5.client(clients, b)
+    pub.handshake("full2-pub")
+    # fill the store with messages the subscriber does not acknowledge
+    pid = 7
+    for i in range(200):
+        pub.send(m5.publish("full2/t", b"%06d" % i + b"p" * 30000, qos=2,
+                            pid=pid))
+        rec = pub.expect(m5.PUBREC)
+        assert rec.pid == pid
+        if rec.rc == 0x97:
+            break
+        assert rec.rc == 0, rec
+        pub.send(m5.pubrel(pid))
+        comp = pub.expect(m5.PUBCOMP)
+        assert comp.pid == pid
+    else:
+        raise AssertionError("1 MiB of storage never filled")
+    # the same id again, not DUP: a new message, so storage is tried again
+    # (a resend of an accepted one would get PUBREC 0x00 without storing)
+    pub.send(m5.publish("full2/t", b"again" + b"p" * 30000, qos=2, pid=pid))
+    rec = pub.expect(m5.PUBREC)
+    assert (rec.pid, rec.rc) == (pid, 0x97), rec
