@@ -445,8 +445,8 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 	struct mesh_wait *w = NULL;
 	size_t i, sent;
 
-	if (!n->mesh)
-		return 0;
+	if (!n->mesh || !cluster_has_peers(n->mesh->c))
+		return 0; /* a node alone: nothing to forward */
 	/* the publisher's ack waits for the peers under durability sync,
 	 * and whenever a linked peer falls behind (flow control: publishers
 	 * slow down to what the links carry instead of filling the outbox

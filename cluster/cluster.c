@@ -1196,3 +1196,9 @@ cluster_routes_each(struct cluster *c,
 		}
 	}
 }
+
+bool
+cluster_has_peers(const struct cluster *c)
+{
+	return c != NULL && c->n_members > 1;
+}

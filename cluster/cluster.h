@@ -271,6 +271,10 @@ uint64_t cluster_takeover(struct cluster *c, struct mqtt_bytes id, bool clean,
 /** Forgets request @p req (its connection closed): no takeover_done. */
 void cluster_takeover_cancel(struct cluster *c, uint64_t req);
 
+/** True when this node knows another member (alive or not): a publish
+ * may have somewhere to go. False for NULL @p c. */
+bool cluster_has_peers(const struct cluster *c);
+
 /** The largest outbox of a peer with an established link: how far the
  * slowest linked peer is behind (0 for NULL @p c). */
 size_t cluster_backlog(struct cluster *c);
