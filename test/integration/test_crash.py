@@ -415,3 +415,41 @@ def test_v5_mqtt_4_3_3_9_after_pubrec_error_same_id_is_new(start_broker,
     pub.send(m5.publish("full2/t", b"again" + b"p" * 30000, qos=2, pid=pid))
     rec = pub.expect(m5.PUBREC)
     assert (rec.pid, rec.rc) == (pid, 0x97), rec
+
+
+def test_v311_qos2_refused_by_full_storage_is_not_a_duplicate(start_broker,
+                                                              clients):
+    """3.1.1 (closed where MQTT 5 would answer PUBREC 0x97): a QoS 2
+    PUBLISH that could not be stored leaves no trace of its packet id in
+    the publisher's session, so its resend after reconnecting (DUP) is
+    stored as the new message it is, not answered PUBREC as a duplicate
+    of one the server never kept ([MQTT-4.3.3-9] v5 is the same rule)."""
+    b = start_broker(**SYNC, storage_max_size="1M")
+    sub = clients.raw(b)
+    sub.handshake("full4-sub", clean=False)
+    assert sub.subscribe([("full4/#", 2)]) == [2]
+    sub.disconnect()
+    pub = clients.raw(b)
+    pub.handshake("full4-pub", clean=False)
+    pid = 9
+    for i in range(200):
+        pub.send(raw.publish("full4/t", b"p" * 30000, qos=2, pid=pid))
+        try:
+            pkt = pub.recv()
+        except raw.Closed:
+            break
+        assert (pkt.type, pkt.pid) == (raw.PUBREC, pid), pkt
+        pub.send(raw.pubrel(pid))
+        pkt = pub.expect(raw.PUBCOMP)
+    else:
+        raise AssertionError("1 MiB of storage never filled")
+    # the resend of the refused message, as a 3.1.1 client does it: the
+    # store is still full, so the server must try it and close again; a
+    # PUBREC would mean it took the id for one it had kept
+    again = clients.raw(b)
+    again.handshake("full4-pub", clean=False)
+    again.send(raw.publish("full4/t", b"p" * 30000, qos=2, pid=pid,
+                           dup=True))
+    with pytest.raises(raw.Closed):
+        pkt = again.recv()
+        raise AssertionError("answered %r instead of closing" % (pkt,))
