@@ -25,14 +25,6 @@
 
 #define HANDOFF_FORMAT 1
 
-static uint8_t
-handoff_opts_byte(const struct topic_sub_opts *o)
-{
-	return (uint8_t)(o->qos | (o->no_local ? 0x04 : 0) |
-	                 (o->retain_as_published ? 0x08 : 0) |
-	                 (o->retain_handling << 4));
-}
-
 static void
 handoff_put_out(struct buf *b, const struct sess_out *o, uint64_t now)
 {
@@ -90,7 +82,7 @@ handoff_export(const struct sess *s, struct buf *b, bool queue)
 	for (sub = s->subs; sub; sub = sub->next) {
 		buf_put_u16(b, sub->len);
 		buf_put_bytes(b, (const uint8_t *)sub->filter, sub->len);
-		buf_put_u8(b, handoff_opts_byte(&sub->opts));
+		buf_put_u8(b, topic_opts_byte(&sub->opts));
 		buf_put_u32(b, sub->opts.sub_id);
 	}
 	buf_put_u32(b, s->n_qos2_in);
@@ -213,12 +205,7 @@ handoff_read_subs(struct sess *s, struct rd *r)
 		f.len = len;
 		if (!mqtt_topic_filter_is_valid(f))
 			return ERR_MALFORMED;
-		memset(&opts, 0, sizeof(opts));
-		opts.qos = ob & 3;
-		opts.no_local = ob & 0x04;
-		opts.retain_as_published = ob & 0x08;
-		opts.retain_handling = (ob >> 4) & 3;
-		opts.sub_id = sub_id;
+		opts = topic_opts_from_byte(ob, sub_id);
 		rc = sess_subscribe(s, f, &opts, &existed);
 		if (rc)
 			return rc;

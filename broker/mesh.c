@@ -93,6 +93,8 @@ struct mesh {
 	struct mesh_wait *waits; /* waiting publisher acks, oldest first */
 	struct mesh_wait *waits_tail;
 	struct event *wait_ev;    /* the oldest one's deadline */
+	struct mesh_wait *spare;  /* one kept for the next publish: most
+	                           * publishes end up not needing theirs */
 	struct mesh_park *parked; /* CONNECTs waiting for a takeover */
 	/* shared groups of the message being published, assigned to peers
 	 * (keys borrowed for the publish) */
@@ -454,8 +456,11 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 	if (wait && m->qos && n->cfg->cluster_forward_timeout_ms &&
 	    ((persist_on(n) && n->cfg->durability == CONFIG_DURABILITY_SYNC) ||
 	     cluster_backlog(n->mesh->c) >= MESH_FLOW_HIGH)) {
-		w = calloc(1, sizeof(*w));
-		if (!w)
+		w = n->mesh->spare ? n->mesh->spare : malloc(sizeof(*w));
+		n->mesh->spare = NULL;
+		if (w)
+			memset(w, 0, sizeof(*w));
+		else
 			log_error("cluster publish: out of memory, the ack "
 			          "does not wait for the peers");
 	}
@@ -477,6 +482,8 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 			w->left = (uint32_t)f.waiting;
 			w->refs = (uint32_t)f.waiting;
 			*wait = w;
+		} else if (!n->mesh->spare) {
+			n->mesh->spare = w; /* no peer holds it */
 		} else {
 			free(w);
 		}
@@ -862,6 +869,7 @@ mesh_on_takeover(void *arg, struct mqtt_bytes idb, bool clean, uint64_t stamp,
 	struct mesh_park *pk;
 	struct sess *s;
 	size_t len;
+	int rc;
 
 	for (pk = ms->parked; pk; pk = pk->next) {
 		const char *pid = conn_parked_id(pk->c, &len);
@@ -889,16 +897,27 @@ mesh_on_takeover(void *arg, struct mqtt_bytes idb, bool clean, uint64_t stamp,
 		sess_end(s);
 		return true;
 	}
-	if (handoff_export(s, out, true) || out->len > max) {
+	rc = handoff_export(s, out, true);
+	if (rc || out->len > max) {
 		buf_reset(out);
 		log_warn("session handed over without its queue client=%s "
-		         "queued=%u reason=\"too large\"",
-		         s->client_id, s->n_queued);
-		if (handoff_export(s, out, false) || out->len > max)
-			buf_reset(out);
+		         "queued=%u reason=\"%s\"",
+		         s->client_id, s->n_queued,
+		         rc ? err_str(rc) : "too large");
+		rc = handoff_export(s, out, false);
 	}
-	log_info("session handed over client=%s to_node=%016llx", s->client_id,
-	         (unsigned long long)from_node);
+	if (rc || out->len > max) {
+		/* the new connection starts without it: say so, not that
+		 * it was handed over */
+		buf_reset(out);
+		log_error("session not handed over client=%s to_node=%016llx "
+		          "reason=\"%s\"",
+		          s->client_id, (unsigned long long)from_node,
+		          rc ? err_str(rc) : "too large");
+	} else {
+		log_info("session handed over client=%s to_node=%016llx",
+		         s->client_id, (unsigned long long)from_node);
+	}
 	/* it lives on there: no will, no expiry here */
 	persist_session_del(s);
 	sess_destroy(s);
@@ -1028,6 +1047,7 @@ mesh_stop(struct node *n)
 	}
 	if (m->wait_ev)
 		event_free(m->wait_ev);
+	free(m->spare);
 	for (i = 0; i < m->cap; i++) {
 		for (r = m->slots[i]; r; r = next) {
 			next = r->next;

@@ -312,15 +312,6 @@ persist_session_del(struct sess *s)
 	persist_added(n, store_batch_session_del(b, persist_id(s)));
 }
 
-/* The SUBSCRIBE options byte of @p o (MQTT 5 layout). */
-static uint8_t
-persist_opts_byte(const struct topic_sub_opts *o)
-{
-	return (uint8_t)(o->qos | (o->no_local ? 0x04 : 0) |
-	                 (o->retain_as_published ? 0x08 : 0) |
-	                 (o->retain_handling << 4));
-}
-
 void
 persist_sub(struct sess *s, struct mqtt_bytes filter,
             const struct topic_sub_opts *opts)
@@ -338,7 +329,7 @@ persist_sub(struct sess *s, struct mqtt_bytes filter,
 	memset(&sub, 0, sizeof(sub));
 	sub.client_id = persist_id(s);
 	sub.filter = filter;
-	sub.options = persist_opts_byte(opts);
+	sub.options = topic_opts_byte(opts);
 	sub.sub_id = opts->sub_id;
 	persist_added(n, store_batch_sub_put(b, &sub));
 }
@@ -594,12 +585,7 @@ persist_load_sub(void *arg, const struct store_sub *sub)
 	struct topic_sub_opts o;
 	bool existed;
 
-	memset(&o, 0, sizeof(o));
-	o.qos = sub->options & 3;
-	o.no_local = sub->options & 0x04;
-	o.retain_as_published = sub->options & 0x08;
-	o.retain_handling = (sub->options >> 4) & 3;
-	o.sub_id = sub->sub_id;
+	o = topic_opts_from_byte(sub->options, sub->sub_id);
 	if (sess_subscribe(ctx->s, sub->filter, &o, &existed))
 		return ERR_NOMEM;
 	ctx->l->subs++;

@@ -23,6 +23,31 @@ struct topic_sub_opts {
 	bool shared; /* the subscriber is a shared subscription group */
 };
 
+/** @p o as the options byte of an MQTT 5 SUBSCRIBE (QoS, No Local,
+ * Retain As Published, Retain Handling): the form storage and session
+ * handoff keep. */
+static inline uint8_t
+topic_opts_byte(const struct topic_sub_opts *o)
+{
+	return (uint8_t)(o->qos | (o->no_local ? 0x04 : 0) |
+	                 (o->retain_as_published ? 0x08 : 0) |
+	                 (o->retain_handling << 4));
+}
+
+/** The options of byte @p b (topic_opts_byte) with identifier @p sub_id. */
+static inline struct topic_sub_opts
+topic_opts_from_byte(uint8_t b, uint32_t sub_id)
+{
+	struct topic_sub_opts o = { 0 };
+
+	o.qos = b & 3;
+	o.no_local = b & 0x04;
+	o.retain_as_published = b & 0x08;
+	o.retain_handling = (b >> 4) & 3;
+	o.sub_id = sub_id;
+	return o;
+}
+
 struct topic_tree;
 
 /** @return a new empty tree, or NULL on out of memory */

@@ -1171,27 +1171,25 @@ cluster_routes_each(struct cluster *c,
 	size_t i;
 	uint32_t k;
 
+	const struct rtab *tables[2];
+	size_t t;
+
 	if (c == NULL)
 		return;
-	for (i = 0; i < c->routes.n_buckets; i++) {
-		for (e = c->routes.buckets[i]; e != NULL; e = e->next) {
-			for (k = 0; k < e->n_nodes; k++) {
-				if (e->nodes[k] >= c->n_members)
-					continue;
-				fn(arg,
-				   (struct mqtt_bytes){ e->filter, e->len },
-				   c->members[e->nodes[k]]->name);
-			}
-		}
-	}
-	for (i = 0; i < c->shared.n_buckets; i++) {
-		for (e = c->shared.buckets[i]; e != NULL; e = e->next) {
-			for (k = 0; k < e->n_nodes; k++) {
-				if (e->nodes[k] >= c->n_members)
-					continue;
-				fn(arg,
-				   (struct mqtt_bytes){ e->filter, e->len },
-				   c->members[e->nodes[k]]->name);
+	tables[0] = &c->routes; /* plain filters */
+	tables[1] = &c->shared; /* shared subscription groups */
+	for (t = 0; t < 2; t++) {
+		for (i = 0; i < tables[t]->n_buckets; i++) {
+			for (e = tables[t]->buckets[i]; e != NULL;
+			     e = e->next) {
+				for (k = 0; k < e->n_nodes; k++) {
+					if (e->nodes[k] >= c->n_members)
+						continue;
+					fn(arg,
+					   (struct mqtt_bytes){ e->filter,
+					                        e->len },
+					   c->members[e->nodes[k]]->name);
+				}
 			}
 		}
 	}

@@ -70,7 +70,10 @@ class Node:
                     self.name, self.proc.returncode, self.log()[-3000:]))
             if text in self.log()[after:]:
                 return
-            time.sleep(0.05)
+            try:  # between reads, wait on the process: its exit ends it
+                self.proc.wait(0.05)
+            except subprocess.TimeoutExpired:
+                pass
         raise AssertionError("%s: no %r within %.0fs\n%s" % (
             self.name, text, timeout, self.log()[-3000:]))
 

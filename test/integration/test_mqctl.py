@@ -13,7 +13,7 @@ import pytest
 
 import mqtt5_raw as m5
 from conftest import free_port
-from test_admin import get, wait_for
+from test_admin import get
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MQD_TEST_BROKER", "mqd") != "mqd",
@@ -120,8 +120,8 @@ def test_clients_sessions_subs(broker, clients):
     out = ok(broker, "clients", "kick", "cli-1")
     assert out == "kicked cli-1 on node test\n"
     c.expect_disconnect(0x98)
-    wait_for(lambda: ctl(broker, "clients", "show", "cli-1")[0] == 1,
-             "cli-1 gone")
+    broker.wait_log(r"client disconnected client=cli-1 ", 20)
+    assert ctl(broker, "clients", "show", "cli-1")[0] == 1
     rows = table(ok(broker, "sessions", "list"))
     assert rows[1][:3] == ["cli-1", "test", "no"]
     assert "expiry_s         600" in ok(broker, "sessions", "show", "cli-1")
@@ -161,10 +161,13 @@ def _three(start_broker):
     for x, others in ((a, "bc"), (b, "ac"), (c, "ab")):
         for o in others:
             x.wait_log(r"cluster member node=%s state=alive" % o, 20)
-    for x in (a, b, c):      # the admin addresses came with the Hellos
-        wait_for(lambda: all(m["admin_address"] for m in
-                             get(x, "/api/v1/cluster")[1]["members"]),
-                 "admin addresses")
+    # the admin addresses come with the Hellos: one link up to each peer
+    for x, others in ((a, "bc"), (b, "ac"), (c, "ab")):
+        for o in others:
+            x.wait_log(r"cluster link up .* node=%s " % o, 20)
+    for x in (a, b, c):
+        assert all(m["admin_address"] for m in
+                   get(x, "/api/v1/cluster")[1]["members"])
     return a, b, c, cports
 
 
@@ -210,10 +213,13 @@ def test_cluster_commands(start_broker, clients):
     assert _states(c) == {"a": "left", "b": "left", "c": "alive"}
     assert json.loads(ok(c, "--json", "status"))["cluster_left"] is True
     fails(c, "clients", "show", "on-c-nobody")
+    marks = [len(x.log_text()) for x in (a, c)]
     out = ok(c, "cluster", "join", "127.0.0.1:%d" % cports[1])
     assert out == "joining the cluster through 127.0.0.1:%d\n" % cports[1]
-    wait_for(lambda: _states(a) == {"a": "alive", "b": "alive",
-                                    "c": "alive"} and
-             _states(c) == {"a": "alive", "b": "alive", "c": "alive"},
-             "c back in the cluster")
+    a.wait_log(r"cluster member node=c state=alive", 20, after=marks[0])
+    for o in "ab":
+        c.wait_log(r"cluster member node=%s state=alive" % o, 20,
+                   after=marks[1])
+    assert _states(a) == {"a": "alive", "b": "alive", "c": "alive"}
+    assert _states(c) == {"a": "alive", "b": "alive", "c": "alive"}
     fails(c, "cluster", "join", "127.0.0.1:99999")
