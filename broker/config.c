@@ -113,6 +113,8 @@ static const struct config_key config_keys[] = {
 	            config_durability_names),
 	CONFIG_KEY("storage", "sync_interval_ms", CONFIG_T_U32,
 	           sync_interval_ms, 1, 60000, "1000"),
+	CONFIG_KEY("storage", "commit_delay_ms", CONFIG_T_U32, commit_delay_ms,
+	           0, 1000, "5"),
 	CONFIG_KEY("storage", "max_size", CONFIG_T_SIZE, storage_max_size, MIB,
 	           16384 * GIB, "1G"),
 	CONFIG_KEY("cluster", "bind", CONFIG_T_STR, cluster_bind, 0, 255,

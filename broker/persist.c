@@ -161,6 +161,7 @@ persist_flush(struct node *n)
 	pa->count = count;
 	if (count)
 		memcpy(pa->a, n->wacks, count * sizeof(pa->a[0]));
+	store_batch_set_waiters(b, (uint32_t)count);
 	rc = store_submit(n->store, b, persist_done, pa);
 	if (rc) {
 		persist_log_failure(n, "submit", rc);
@@ -833,6 +834,7 @@ persist_open(struct node *n)
 	                        ? STORE_DURABILITY_RELAXED
 	                        : STORE_DURABILITY_NONE;
 	sc.sync_interval_ms = cfg->sync_interval_ms;
+	sc.commit_delay_ms = cfg->commit_delay_ms;
 	sc.max_size = cfg->storage_max_size;
 	sc.map_size = sc.max_size < (64u << 20) ? sc.max_size : (64u << 20);
 	rc = store_open(&sc, &n->store, &why);

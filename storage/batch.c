@@ -29,6 +29,12 @@ store_batch_free(struct store_batch *b)
 	free(b);
 }
 
+void
+store_batch_set_waiters(struct store_batch *b, uint32_t n)
+{
+	b->waiters = n;
+}
+
 size_t
 store_batch_count(const struct store_batch *b)
 {

@@ -30,6 +30,10 @@ struct store_config {
 	const char *node_name; /* stored in meta; NULL keeps the stored one */
 	enum store_durability durability;
 	uint32_t sync_interval_ms; /* relaxed: fsync period, 0 means 1000 */
+	uint32_t commit_delay_ms;  /* the longest a batch waits for others
+	                            * to share its commit, when commits
+	                            * release acks for several; 0: never
+	                            * (store_batch_set_waiters) */
 	size_t map_size;           /* initial map size, 0 means 1 MiB */
 	size_t max_size;           /* the map never grows past this; 0 means
 	                            * map_size (no growth). An existing map
@@ -203,6 +207,14 @@ struct store_batch *store_batch_new(void);
 
 /** Frees a batch that was never submitted; store_batch_free(NULL) no-op. */
 void store_batch_free(struct store_batch *b);
+
+/**
+ * Tells the writer that @p n acknowledgements to clients wait for this
+ * batch's commit: while commits release acks for several (the last one
+ * at least 2), the writer lets batches gather for up to commit_delay_ms
+ * before committing them together (store_config).
+ */
+void store_batch_set_waiters(struct store_batch *b, uint32_t n);
 
 /** Number of ops in the batch. */
 size_t store_batch_count(const struct store_batch *b);

@@ -131,6 +131,7 @@ struct store_batch {
 	size_t n;                 /* ops in ops */
 	int err;                  /* sticky: first op-adding failure */
 	int result;               /* set by the writer: the completion's err */
+	uint32_t waiters;         /* store_batch_set_waiters */
 	store_done_fn done;       /* completion, may be NULL */
 	void *arg;                /* for done */
 	struct store_batch *next; /* pending or completed list */
@@ -211,6 +212,10 @@ void group_plan_fini(struct group_plan *pl);
  * submitted meanwhile pile up and share one transaction on release.
  */
 void store_test_hold(struct store *s, bool hold);
+
+/** Test hook: is the writer holding pending batches back for others to
+ * join them (writer_gather in store.c)? */
+bool store_test_gathering(struct store *s);
 
 /**
  * Test hook: how many times the writer has written a payload record, each

@@ -26,6 +26,12 @@
 #define DEFAULT_MAP     ((size_t)1 << 20)
 #define DEFAULT_SYNC_MS 1000
 #define REFS_KEEP       4096 /* ref_delta entries kept between batches */
+/* writer_gather: a group is taken at once when GATHER_FULL batches are
+ * pending; the window applies after a group that released GATHER_SIBLINGS
+ * acks or more; GATHER_GAP_US of quiet ends a group as large as the last */
+#define GATHER_FULL     1024
+#define GATHER_SIBLINGS 2
+#define GATHER_GAP_US   300
 
 static const char *const db_names[STORE_DB_COUNT] = {
 	"meta", "retained", "sessions", "subs", "queue", "payloads", "inflight",
@@ -76,6 +82,14 @@ struct store {
 	struct store_batch **done_tail;
 	bool stop;             /* store_close called */
 	bool hold;             /* test hook: writer takes nothing */
+	uint64_t delay_us;     /* commit_delay_ms: the longest a pending
+	                        * batch waits for others to join it */
+	uint64_t first_us;     /* when the first pending batch came */
+	uint64_t last_us;      /* when the last one came */
+	size_t n_pend;         /* batches pending */
+	uint64_t pend_acks;    /* acks waiting for them (waiters) */
+	uint64_t last_acks;    /* acks that waited for the last group */
+	bool gathering;        /* test hook: the writer waits in the window */
 	struct store_stats st; /* counters */
 };
 
@@ -158,6 +172,7 @@ store_alloc(const struct store_config *cfg, struct store **out)
 	if (s == NULL)
 		return ERR_NOMEM;
 	s->durability = cfg->durability;
+	s->delay_us = (uint64_t)cfg->commit_delay_ms * 1000;
 	s->sync_ms =
 	        cfg->sync_interval_ms ? cfg->sync_interval_ms : DEFAULT_SYNC_MS;
 	s->pend_tail = &s->pend;
@@ -397,6 +412,7 @@ out_abort:
 }
 
 static void *writer_main(void *arg);
+static uint64_t now_us(void);
 
 int
 store_open(const struct store_config *cfg, struct store **out, const char **why)
@@ -1112,8 +1128,49 @@ writer_wait(struct store *s, bool dirty, uint64_t due)
 	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
 }
 
-static uint64_t now_us(void);
 static void commit_sample(struct store_stats *st, uint64_t us);
+
+/*
+ * Group commit with a gathering window. A commit costs about the same
+ * whatever it holds (on the machine of README Performance, the commit and
+ * its disk flushes cost more CPU than the messages they make durable),
+ * so under a steady moderate load it pays to let batches gather, as
+ * PostgreSQL's commit_delay does: the writer takes the pending batches
+ * once the first has waited delay_us, or at once when GATHER_FULL are
+ * pending. Like commit_siblings there, the window applies only when the
+ * last group released at least GATHER_SIBLINGS acks: a lone client that
+ * waits for each ack before its next publish never waits for others who
+ * are not there. And clients that each wait for their ack come back
+ * together once the last commit released them: when the batches pending
+ * carry as many acks as the last group did and none came for
+ * GATHER_GAP_US, nobody else is on the way and the group is taken. A
+ * commit that took longer than the window finds the next group ready, so
+ * a saturated writer never waits. Called with mu held: waits and returns
+ * true while the pending batches should wait (the caller looks again),
+ * false to take them now.
+ */
+static bool
+writer_gather(struct store *s)
+{
+	struct timespec ts;
+	uint64_t now, due;
+
+	if (s->pend == NULL || s->delay_us == 0 || s->stop || s->hold ||
+	    s->n_pend >= GATHER_FULL || s->last_acks < GATHER_SIBLINGS)
+		return false;
+	now = now_us();
+	due = s->first_us + s->delay_us;
+	if (s->pend_acks >= s->last_acks && s->last_us + GATHER_GAP_US < due)
+		due = s->last_us + GATHER_GAP_US;
+	if (now >= due)
+		return false;
+	ts.tv_sec = (time_t)(due / 1000000);
+	ts.tv_nsec = (long)(due % 1000000) * 1000;
+	s->gathering = true;
+	pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+	s->gathering = false;
+	return true;
+}
 
 static void *
 writer_main(void *arg)
@@ -1127,10 +1184,17 @@ writer_main(void *arg)
 	pthread_mutex_lock(&s->mu);
 	for (;;) {
 		group = NULL;
+		if (writer_gather(s))
+			continue;
 		if (s->stop || !s->hold) {
 			group = s->pend;
 			s->pend = NULL;
 			s->pend_tail = &s->pend;
+			s->n_pend = 0;
+			if (group != NULL) {
+				s->last_acks = s->pend_acks;
+				s->pend_acks = 0;
+			}
 		}
 		if (group == NULL && s->stop)
 			break;
@@ -1172,6 +1236,17 @@ store_test_hold(struct store *s, bool hold)
 	pthread_mutex_unlock(&s->mu);
 }
 
+bool
+store_test_gathering(struct store *s)
+{
+	bool g;
+
+	pthread_mutex_lock(&s->mu);
+	g = s->gathering;
+	pthread_mutex_unlock(&s->mu);
+	return g;
+}
+
 uint64_t
 store_test_ref_writes(const struct store *s)
 {
@@ -1207,9 +1282,23 @@ store_submit(struct store *s, struct store_batch *b, store_done_fn done,
 		s->done_tail = &b->next;
 		notify(s);
 	} else {
+		s->last_us = now_us();
+		if (s->pend == NULL) {
+			s->first_us = s->last_us;
+			s->n_pend = 0;
+		}
+		s->n_pend++;
+		s->pend_acks += b->waiters;
+		/* the writer waits for a first batch, or for a group as large
+		 * as the last one, or for enough of them (writer_gather): the
+		 * others join without waking it */
+		if (s->n_pend == 1 || s->n_pend == GATHER_FULL ||
+		    s->delay_us == 0 ||
+		    (s->pend_acks >= s->last_acks &&
+		     s->pend_acks - b->waiters < s->last_acks))
+			pthread_cond_signal(&s->cv);
 		*s->pend_tail = b;
 		s->pend_tail = &b->next;
-		pthread_cond_signal(&s->cv);
 	}
 	pthread_mutex_unlock(&s->mu);
 	return 0;

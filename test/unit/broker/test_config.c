@@ -143,6 +143,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(r.cfg.connect_timeout_ms, 10000);
 	ck_assert_int_eq(r.cfg.durability, CONFIG_DURABILITY_SYNC);
 	ck_assert_uint_eq(r.cfg.sync_interval_ms, 1000);
+	ck_assert_uint_eq(r.cfg.commit_delay_ms, 5);
 	ck_assert_uint_eq(r.cfg.storage_max_size, 1024ULL * 1024 * 1024);
 	ck_assert_str_eq(r.cfg.cluster_bind, "0.0.0.0");
 	ck_assert_uint_eq(r.cfg.cluster_port, 7883);
@@ -180,6 +181,7 @@ START_TEST(test_file_sets_every_key)
 	                   "[storage]\n"
 	                   "durability = relaxed\n"
 	                   "sync_interval_ms = 50\n"
+	                   "commit_delay_ms = 0\n"
 	                   "max_size = 512M\n"
 	                   "[cluster]\n"
 	                   "bind = 10.0.0.1\n"
@@ -210,6 +212,7 @@ START_TEST(test_file_sets_every_key)
 	ck_assert_uint_eq(r.cfg.connect_timeout_ms, 2500);
 	ck_assert_int_eq(r.cfg.durability, CONFIG_DURABILITY_RELAXED);
 	ck_assert_uint_eq(r.cfg.sync_interval_ms, 50);
+	ck_assert_uint_eq(r.cfg.commit_delay_ms, 0);
 	ck_assert_uint_eq(r.cfg.storage_max_size, 512ULL * 1024 * 1024);
 	ck_assert_str_eq(r.cfg.cluster_bind, "10.0.0.1");
 	ck_assert_uint_eq(r.cfg.cluster_port, 7884);
@@ -857,7 +860,7 @@ START_TEST(test_key_names_and_format)
 
 	for (i = 0; config_key_name(i, &section, &key); i++)
 		;
-	ck_assert_uint_eq(i, 31);
+	ck_assert_uint_eq(i, 32);
 	ck_assert(config_key_name(4, &section, &key));
 	ck_assert_str_eq(section, "mqtt");
 	ck_assert_str_eq(key, "port");
@@ -873,6 +876,8 @@ START_TEST(test_key_names_and_format)
 	ck_assert_int_eq(config_key_format(&r.cfg, 15, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "sync");
 	ck_assert_int_eq(config_key_format(&r.cfg, 17, buf, sizeof(buf)), 0);
+	ck_assert_str_eq(buf, "5"); /* commit_delay_ms */
+	ck_assert_int_eq(config_key_format(&r.cfg, 18, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "1073741824");
 	ck_assert_int_eq(config_key_format(&r.cfg, 1, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "./data");

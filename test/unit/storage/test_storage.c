@@ -10,6 +10,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1521,6 +1522,88 @@ START_TEST(test_group_commit_unheld)
 }
 END_TEST
 
+/* A batch whose commit releases one ack. */
+static struct store_batch *
+acked_batch(const char *topic, uint32_t acks)
+{
+	struct store_batch *b = store_batch_new();
+	struct store_retained r = { 0 };
+
+	r.topic = bs(topic);
+	r.payload = bs("x");
+	store_batch_retained_put(b, &r);
+	store_batch_set_waiters(b, acks);
+	return b;
+}
+
+/* With commits releasing acks for several clients, a batch waits (here up
+ * to a minute) for others to share its commit; once the batches pending
+ * carry as many acks as the last commit released, they go at once. */
+START_TEST(test_gather_siblings)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct store_stats st0, st;
+	struct tag tags[2];
+	struct done d = { 0 };
+	struct store *s;
+	uint64_t end;
+
+	c.commit_delay_ms = 60000;
+	s = open_ok(&c);
+	/* the first commit never waits: no group has released acks yet */
+	ck_assert_int_eq(commit(s, acked_batch("t/0", 2)), 0);
+	store_stats_get(s, &st0);
+	tags[0] = (struct tag){ &d, 0 };
+	tags[1] = (struct tag){ &d, 1 };
+	ck_assert_int_eq(
+	        store_submit(s, acked_batch("t/1", 1), on_done_tag, &tags[0]),
+	        0);
+	/* t/1 alone carries 1 ack of the 2 the last commit released: it
+	 * waits for t/2, however long that takes (up to the minute) */
+	end = ms_now() + 30000;
+	while (!store_test_gathering(s)) {
+		ck_assert_msg(ms_now() < end, "t/1 was never held back");
+		sched_yield();
+	}
+	ck_assert_int_eq(store_poll_completions(s), 0);
+	ck_assert_int_eq(d.n, 0);
+	ck_assert_int_eq(
+	        store_submit(s, acked_batch("t/2", 1), on_done_tag, &tags[1]),
+	        0);
+	wait_done(s, &d, 2);
+	ck_assert_int_eq(d.order[0], 0);
+	ck_assert_int_eq(d.order[1], 1);
+	ck_assert_int_eq(d.errs[0], 0);
+	ck_assert_int_eq(d.errs[1], 0);
+	store_stats_get(s, &st);
+	ck_assert_uint_eq(st.txns - st0.txns, 1); /* one commit for both */
+	store_close(s);
+}
+END_TEST
+
+/* A lone client waiting for each ack before its next publish never waits
+ * for others: with a minute's window, 20 commits in a row take no time. */
+START_TEST(test_gather_lone_client)
+{
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct store_stats st;
+	struct store *s;
+	char topic[16];
+	int i;
+
+	c.commit_delay_ms = 60000;
+	s = open_ok(&c);
+	for (i = 0; i < 20; i++) {
+		snprintf(topic, sizeof(topic), "t/%d", i);
+		ck_assert_int_eq(commit(s, acked_batch(topic, 1)), 0);
+	}
+	store_stats_get(s, &st);
+	ck_assert_uint_eq(st.txns, 20);
+	ck_assert_uint_eq(count(s, STORE_DB_RETAINED), 20);
+	store_close(s);
+}
+END_TEST
+
 START_TEST(test_close_completes_pending)
 {
 	struct store_config c = config(STORE_DURABILITY_SYNC);
@@ -2324,6 +2407,8 @@ storage_suite(void)
 	tcase_add_test(tc, test_cancel_plan_no_memory);
 	tcase_add_test(tc, test_corrupt_data_file);
 	tcase_add_test(tc, test_data_dir_not_a_dir);
+	tcase_add_test(tc, test_gather_siblings);
+	tcase_add_test(tc, test_gather_lone_client);
 	tcase_add_test(tc, test_durability_none);
 	tcase_add_test(tc, test_durability_relaxed);
 	tcase_add_test(tc, test_alloc_failures);
