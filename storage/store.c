@@ -63,6 +63,8 @@ struct store {
 	struct ref_delta *refs;
 	size_t n_refs;       /* entries used */
 	size_t cap_refs;     /* entries allocated */
+	uint32_t *ref_slot;  /* refs by payload id: index + 1, 0 = empty */
+	size_t ref_mask;     /* slots - 1; 2 x cap_refs slots */
 	uint64_t ref_seen;   /* a payload id found to exist in this batch */
 	uint64_t ref_writes; /* payload record writes (test hook) */
 	/* writer thread only: the cursors of the batch being applied, by
@@ -155,6 +157,7 @@ store_free(struct store *s)
 	buf_fini(&s->name);
 	buf_fini(&s->scratch);
 	free(s->refs);
+	free(s->ref_slot);
 	group_plan_fini(&s->plan);
 	pthread_cond_destroy(&s->cv);
 	pthread_mutex_destroy(&s->mu);
@@ -557,17 +560,30 @@ cursors_close(struct store *s)
 	}
 }
 
+/* The slot of payload id in s->ref_slot: its entry's, or the empty one
+ * where it would go. The table is never full (twice the entries). */
+static size_t
+ref_slot_of(const struct store *s, uint64_t id)
+{
+	size_t i = (size_t)((id * 0x9e3779b97f4a7c15ULL) >> 32) & s->ref_mask;
+	uint32_t x;
+
+	while ((x = s->ref_slot[i]) != 0 && s->refs[x - 1].id != id)
+		i = (i + 1) & s->ref_mask;
+	return i;
+}
+
 /* Was payload id put by an OP_PAYLOAD_PUT of this batch? Only needed when
  * the group could not be planned (no OP_F_HERE flags). */
 static bool
 refs_put_here(const struct store *s, uint64_t id)
 {
-	size_t i;
+	uint32_t x;
 
-	for (i = 0; i < s->n_refs; i++)
-		if (s->refs[i].id == id && s->refs[i].val != NULL)
-			return true;
-	return false;
+	if (s->n_refs == 0)
+		return false;
+	x = s->ref_slot[ref_slot_of(s, id)];
+	return x != 0 && s->refs[x - 1].val != NULL;
 }
 
 /* 0 if the payload an OP_REF_PUT references exists (stored earlier or put
@@ -591,54 +607,98 @@ payload_check(struct store *s, MDB_txn *txn, const struct batch_rec *op)
 	return mdb_to_err(rc);
 }
 
-/* Records a reference change of payload id, or (val != NULL) its put.
- * Consecutive changes to one payload (a fan-out) share an entry; of two
- * puts, the first one's record is kept. */
+/* Doubles s->refs and its slot table, re-indexing the entries. */
+static int
+refs_grow(struct store *s)
+{
+	size_t cap = s->cap_refs ? s->cap_refs * 2 : 64, i;
+	struct ref_delta *p;
+	uint32_t *slot;
+
+	if (cap > UINT32_MAX / 2 || cap > SIZE_MAX / 2 / sizeof(*p))
+		return ERR_NOMEM;
+	slot = calloc(2 * cap, sizeof(*slot));
+	if (slot == NULL)
+		return ERR_NOMEM;
+	p = realloc(s->refs, cap * sizeof(*p));
+	if (p == NULL) {
+		free(slot);
+		return ERR_NOMEM;
+	}
+	free(s->ref_slot);
+	s->refs = p;
+	s->cap_refs = cap;
+	s->ref_slot = slot;
+	s->ref_mask = 2 * cap - 1;
+	for (i = 0; i < s->n_refs; i++)
+		s->ref_slot[ref_slot_of(s, s->refs[i].id)] = (uint32_t)i + 1;
+	return 0;
+}
+
+/* Records a reference change of payload id, or (val != NULL) its put, in
+ * the one entry of that payload (the batch's changes to it are summed
+ * there, and refs_apply needs no sort): of two puts, the first one's
+ * record is kept. A fan-out changes one payload many times in a row: the
+ * last entry is looked at first. */
 static int
 ref_add(struct store *s, uint64_t id, int64_t delta, const uint8_t *val,
         size_t vlen)
 {
 	struct ref_delta *p;
-	size_t cap;
+	size_t i;
+	int rc;
 
 	p = s->n_refs > 0 ? &s->refs[s->n_refs - 1] : NULL;
-	if (p != NULL && p->id == id) {
-		p->delta += delta;
-		if (p->val == NULL) {
-			p->val = val;
-			p->vlen = vlen;
+	if (p == NULL || p->id != id) {
+		if (s->n_refs == s->cap_refs && (rc = refs_grow(s)) != 0)
+			return rc;
+		i = ref_slot_of(s, id);
+		if (s->ref_slot[i] != 0) {
+			p = &s->refs[s->ref_slot[i] - 1];
+		} else {
+			p = &s->refs[s->n_refs++];
+			s->ref_slot[i] = (uint32_t)s->n_refs;
+			p->id = id;
+			p->delta = 0;
+			p->val = NULL;
+			p->vlen = 0;
 		}
-		return 0;
 	}
-	if (s->n_refs == s->cap_refs) {
-		cap = s->cap_refs ? s->cap_refs * 2 : 64;
-		if (cap > SIZE_MAX / sizeof(*p))
-			return ERR_NOMEM;
-		p = realloc(s->refs, cap * sizeof(*p));
-		if (p == NULL)
-			return ERR_NOMEM;
-		s->refs = p;
-		s->cap_refs = cap;
+	p->delta += delta;
+	if (p->val == NULL) {
+		p->val = val;
+		p->vlen = vlen;
 	}
-	p = &s->refs[s->n_refs++];
-	p->id = id;
-	p->delta = delta;
-	p->val = val;
-	p->vlen = vlen;
 	return 0;
 }
 
-/* Empties s->refs for the next batch, giving back a large array. */
+/* Empties s->refs for the next batch, giving back a large array. Each
+ * entry's slot is found by its index (another entry's slot emptied first
+ * would cut a probe chain short, a search by id could stop there). */
 static void
 refs_reset(struct store *s)
 {
-	s->n_refs = 0;
-	s->ref_seen = 0;
+	size_t i, j;
+
 	if (s->cap_refs > REFS_KEEP) {
 		free(s->refs);
+		free(s->ref_slot);
 		s->refs = NULL;
+		s->ref_slot = NULL;
 		s->cap_refs = 0;
+		s->ref_mask = 0;
+	} else {
+		for (i = 0; i < s->n_refs; i++) {
+			j = (size_t)((s->refs[i].id * 0x9e3779b97f4a7c15ULL) >>
+			             32) &
+			    s->ref_mask;
+			while (s->ref_slot[j] != i + 1)
+				j = (j + 1) & s->ref_mask;
+			s->ref_slot[j] = 0;
+		}
 	}
+	s->n_refs = 0;
+	s->ref_seen = 0;
 }
 
 /* Adds delta to the refcount of the stored payload record v that c is on,
@@ -719,63 +779,23 @@ payload_store(struct store *s, MDB_txn *txn, const struct ref_delta *r,
 	return 0;
 }
 
-/* By id, then by the order of the puts (their records' addresses in the
- * batch), so that the first put of a payload comes first. */
-static int
-ref_cmp(const void *a, const void *b)
-{
-	const struct ref_delta *x = a, *y = b;
-
-	if (x->id != y->id)
-		return x->id < y->id ? -1 : 1;
-	if (x->val == NULL || y->val == NULL)
-		return (x->val == NULL) - (y->val == NULL);
-	return x->val < y->val ? -1 : x->val > y->val;
-}
-
-/* Insertion sort for the few changes of a typical batch, where qsort's
- * setup costs more than the sort. */
-static void
-refs_sort(struct ref_delta *r, size_t n)
-{
-	struct ref_delta t;
-	size_t i, j;
-
-	if (n > 64) {
-		qsort(r, n, sizeof(*r), ref_cmp);
-		return;
-	}
-	for (i = 1; i < n; i++) {
-		t = r[i];
-		for (j = i; j > 0 && ref_cmp(&r[j - 1], &t) > 0; j--)
-			r[j] = r[j - 1];
-		r[j] = t;
-	}
-}
-
 /* Applies the batch's reference changes and payload puts, once per
- * payload, in key order. A payload put that ends the batch without
- * references is not written (it was not stored before, or it keeps its
- * stored refcount). */
+ * payload, in the order the batch first touched them. A payload put that
+ * ends the batch without references is not written (it was not stored
+ * before, or it keeps its stored refcount). */
 static int
 refs_apply(struct store *s, MDB_txn *txn)
 {
-	struct ref_delta *r = s->refs;
-	size_t i, j;
-	int64_t sum;
+	struct ref_delta *r;
+	size_t i;
 	int rc = 0;
 
-	if (s->n_refs == 0)
-		return 0; /* r may be NULL, which qsort does not take */
-	refs_sort(r, s->n_refs);
-	for (i = 0; i < s->n_refs && rc == 0; i = j) {
-		sum = 0;
-		for (j = i; j < s->n_refs && r[j].id == r[i].id; j++)
-			sum += r[j].delta;
-		if (sum > 0 && r[i].val != NULL)
-			rc = payload_store(s, txn, &r[i], sum);
-		else if (sum != 0)
-			rc = payload_adjust(s, txn, r[i].id, sum);
+	for (i = 0; i < s->n_refs && rc == 0; i++) {
+		r = &s->refs[i];
+		if (r->delta > 0 && r->val != NULL)
+			rc = payload_store(s, txn, r, r->delta);
+		else if (r->delta != 0)
+			rc = payload_adjust(s, txn, r->id, r->delta);
 	}
 	return rc;
 }
