@@ -114,7 +114,7 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("storage", "sync_interval_ms", CONFIG_T_U32,
 	           sync_interval_ms, 1, 60000, "1000"),
 	CONFIG_KEY("storage", "commit_delay_ms", CONFIG_T_U32, commit_delay_ms,
-	           0, 1000, "5"),
+	           0, 1000, "10"),
 	CONFIG_KEY("storage", "max_size", CONFIG_T_SIZE, storage_max_size, MIB,
 	           16384 * GIB, "1G"),
 	CONFIG_KEY("cluster", "bind", CONFIG_T_STR, cluster_bind, 0, 255,

@@ -38,7 +38,7 @@ struct config {
 	/* [storage] */
 	enum config_durability durability; /* default sync */
 	uint32_t sync_interval_ms;         /* default 1000 */
-	uint32_t commit_delay_ms;          /* default 5; 0 = commit at once */
+	uint32_t commit_delay_ms;          /* default 10; 0 = commit at once */
 	uint64_t storage_max_size;         /* default 1 GiB */
 	/* [cluster] */
 	char *cluster_bind;                  /* default "0.0.0.0" */

@@ -132,6 +132,10 @@ enum metric_type {
 	  g->st.batch_errors)                                                  \
 	X(ST_COMMITS, "storage_commits", NULL, NULL, METRIC_COUNTER,           \
 	  "storage/commits", "Group commits (latency samples)", g->st.commits) \
+	X(ST_CANCEL, "storage_cancelled", NULL, NULL, METRIC_COUNTER,          \
+	  "storage/cancelled",                                                 \
+	  "Queue and in-flight writes skipped: deleted within their commit",   \
+	  g->st.cancelled)                                                     \
 	X(CL_FWD, "cluster_forwarded", NULL, NULL, METRIC_COUNTER,             \
 	  "cluster/forwarded", "Message copies forwarded to peers",            \
 	  n->stats.cluster_forwarded)                                          \

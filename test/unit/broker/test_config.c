@@ -143,7 +143,7 @@ START_TEST(test_defaults)
 	ck_assert_uint_eq(r.cfg.connect_timeout_ms, 10000);
 	ck_assert_int_eq(r.cfg.durability, CONFIG_DURABILITY_SYNC);
 	ck_assert_uint_eq(r.cfg.sync_interval_ms, 1000);
-	ck_assert_uint_eq(r.cfg.commit_delay_ms, 5);
+	ck_assert_uint_eq(r.cfg.commit_delay_ms, 10);
 	ck_assert_uint_eq(r.cfg.storage_max_size, 1024ULL * 1024 * 1024);
 	ck_assert_str_eq(r.cfg.cluster_bind, "0.0.0.0");
 	ck_assert_uint_eq(r.cfg.cluster_port, 7883);
@@ -876,7 +876,7 @@ START_TEST(test_key_names_and_format)
 	ck_assert_int_eq(config_key_format(&r.cfg, 15, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "sync");
 	ck_assert_int_eq(config_key_format(&r.cfg, 17, buf, sizeof(buf)), 0);
-	ck_assert_str_eq(buf, "5"); /* commit_delay_ms */
+	ck_assert_str_eq(buf, "10"); /* commit_delay_ms */
 	ck_assert_int_eq(config_key_format(&r.cfg, 18, buf, sizeof(buf)), 0);
 	ck_assert_str_eq(buf, "1073741824");
 	ck_assert_int_eq(config_key_format(&r.cfg, 1, buf, sizeof(buf)), 0);
