@@ -100,6 +100,7 @@ struct mesh {
 	 * (keys borrowed for the publish) */
 	struct cluster_share assign[MESH_SHARES_MAX];
 	size_t n_assign;
+	struct buf gbuf; /* mesh_groups_put */
 };
 
 /* At most this many tombstones are kept; the oldest go first. */
@@ -406,7 +407,9 @@ mesh_share_here(struct node *n, struct mqtt_bytes key, const struct msg *m)
 
 	if (!ms || !ms->c)
 		return true;
-	k = cluster_share_nodes(ms->c, key, ids, MESH_SHARE_NODES);
+	/* members here take turns with linked peers only: the ones of a
+	 * node that is down wait for it in the outbox, these are here */
+	k = cluster_share_nodes(ms->c, key, ids, MESH_SHARE_NODES, false);
 	if (!k)
 		return true;
 	/* this node and the k peers take turns, by message id */
@@ -434,9 +437,52 @@ mesh_on_share_match(void *arg, struct mqtt_bytes key)
 
 	if (share_exists(x->n, key))
 		return;
-	k = cluster_share_nodes(x->n->mesh->c, key, ids, MESH_SHARE_NODES);
+	k = cluster_share_nodes(x->n->mesh->c, key, ids, MESH_SHARE_NODES,
+	                        true);
 	if (k)
 		mesh_assign(x->n->mesh, ids[x->m->id % k], key);
+}
+
+/* The groups of this publish assigned to @p peer, encoded for its outbox
+ * entry on disk: each a u16 length and the key. A view into ms->gbuf;
+ * empty when there are none (or no memory: then a restart forgets them). */
+static struct mqtt_bytes
+mesh_groups_put(struct mesh *ms, uint64_t peer)
+{
+	size_t i;
+
+	buf_reset(&ms->gbuf);
+	for (i = 0; i < ms->n_assign; i++) {
+		if (ms->assign[i].node_id != peer ||
+		    ms->assign[i].key.len > UINT16_MAX)
+			continue;
+		buf_put_u16(&ms->gbuf, (uint16_t)ms->assign[i].key.len);
+		buf_put_bytes(&ms->gbuf, ms->assign[i].key.p,
+		              ms->assign[i].key.len);
+	}
+	if (buf_failed(&ms->gbuf))
+		return (struct mqtt_bytes){ NULL, 0 };
+	return (struct mqtt_bytes){ ms->gbuf.data, ms->gbuf.len };
+}
+
+/* Decodes what mesh_groups_put wrote into @p out (at most
+ * MESH_SHARES_MAX, views into @p g), for node @p peer. @return how many */
+static size_t
+mesh_groups_get(const uint8_t *g, size_t len, uint64_t peer,
+                struct cluster_share *out)
+{
+	struct rd r;
+	const uint8_t *p;
+	uint16_t k;
+	size_t n = 0;
+
+	rd_init(&r, g, len);
+	while (n < MESH_SHARES_MAX && rd_u16(&r, &k) == 0 &&
+	       rd_bytes(&r, k, &p) == 0) {
+		out[n].node_id = peer;
+		out[n++].key = (struct mqtt_bytes){ p, k };
+	}
+	return n;
 }
 
 size_t
@@ -473,10 +519,11 @@ mesh_forward(struct node *n, struct msg *m, struct mesh_wait **wait)
 	cm.shares = n->mesh->assign;
 	cm.n_shares = n->mesh->n_assign;
 	sent = cluster_publish(n->mesh->c, &cm, w, &f);
-	n->mesh->n_assign = 0;
 	n->stats.cluster_forwarded += sent;
 	for (i = 0; i < f.n_peers; i++)
-		persist_outbox_put(n, f.peers[i], m);
+		persist_outbox_put(n, f.peers[i], m,
+		                   mesh_groups_put(n->mesh, f.peers[i]));
+	n->mesh->n_assign = 0;
 	if (w) {
 		if (f.waiting) {
 			w->left = (uint32_t)f.waiting;
@@ -934,19 +981,27 @@ mesh_restore_mark(void *arg, uint64_t origin, uint64_t msg_id)
 static int
 mesh_restore(struct node *n)
 {
+	struct cluster_share shares[MESH_SHARES_MAX];
 	struct cluster *c = n->mesh->c;
 	struct cluster_msg cm;
 	size_t i, dropped = 0;
 
 	for (i = 0; i < n->n_obox_load; i++) {
-		struct msg *m = n->obox_load[i].m;
+		struct persist_obox *o = &n->obox_load[i];
+		struct msg *m = o->m;
 		mesh_msg(n, m, &cm);
+		/* the groups it was for, so that the peer still gives it to
+		 * one of their members */
+		cm.shares = shares;
+		cm.n_shares = mesh_groups_get(o->groups, o->groups_len, o->peer,
+		                              shares);
 		if (cluster_outbox_restore(c, n->obox_load[i].peer, &cm) != 0) {
 			/* over outbox_max (lowered since): dropped */
 			persist_outbox_del(n, n->obox_load[i].peer, m->id);
 			dropped++;
 		}
 		msg_unref(m);
+		free(o->groups);
 	}
 	if (dropped)
 		log_warn("cluster outbox entries dropped at start count=%zu "
@@ -974,6 +1029,7 @@ mesh_start(struct node *n)
 		free(m);
 		return ERR_NOMEM;
 	}
+	buf_init(&m->gbuf);
 	memset(&cc, 0, sizeof(cc));
 	cc.node_name = cfg->node_name;
 	cc.node_id = n->node_id;
@@ -1060,6 +1116,7 @@ mesh_stop(struct node *n)
 		free(tb);
 	}
 	free(m->slots);
+	buf_fini(&m->gbuf);
 	free(m);
 	n->mesh = NULL;
 }

@@ -478,12 +478,18 @@ struct persist_mark {
 /* An outbox entry loaded at start (mesh_start restores it). */
 struct persist_obox {
 	uint64_t peer;
-	struct msg *m; /* reference held */
+	struct msg *m;   /* reference held */
+	uint8_t *groups; /* the shared groups it is for (mesh_groups_put),
+	                  * owned; NULL: none */
+	size_t groups_len;
 };
 
 /** Writes an outbox entry: @p m waits for the ack of peer node @p peer
- * (its payload once per batch, shared with the sessions queueing it). */
-void persist_outbox_put(struct node *n, uint64_t peer, struct msg *m);
+ * (its payload once per batch, shared with the sessions queueing it), for
+ * the shared groups encoded in @p groups (each a u16 length and the key;
+ * empty: none), which the peer gets with it after a restart too. */
+void persist_outbox_put(struct node *n, uint64_t peer, struct msg *m,
+                        struct mqtt_bytes groups);
 /** Deletes an outbox entry (acked, or expired). */
 void persist_outbox_del(struct node *n, uint64_t peer, uint64_t msg_id);
 /** The highest forward taken from node @p origin is now @p msg_id:

@@ -683,6 +683,7 @@ persist_load_obox(struct persist_load *l, uint64_t peer, struct msg *m,
 {
 	struct node *n = l->n;
 	struct persist_obox *v;
+	uint8_t *g = NULL;
 
 	if (!m || m->expiry_ms == 1) {
 		store_batch_queue_del(l->gone, q->client_id, q->seq);
@@ -698,8 +699,14 @@ persist_load_obox(struct persist_load *l, uint64_t peer, struct msg *m,
 		n->obox_load = v;
 		n->cap_obox_load = cap;
 	}
+	if (q->groups.len) {
+		g = malloc(q->groups.len);
+		if (!g)
+			return ERR_NOMEM;
+		memcpy(g, q->groups.p, q->groups.len);
+	}
 	n->obox_load[n->n_obox_load++] =
-	        (struct persist_obox){ peer, msg_ref(m) };
+	        (struct persist_obox){ peer, msg_ref(m), g, q->groups.len };
 	l->outbox++;
 	return 0;
 }
@@ -908,8 +915,11 @@ persist_close(struct node *n)
 	free(n->marks);
 	n->marks = NULL;
 	n->n_marks = n->cap_marks = 0;
-	while (n->n_obox_load) /* mesh_start did not take them */
-		msg_unref(n->obox_load[--n->n_obox_load].m);
+	while (n->n_obox_load) { /* mesh_start did not take them */
+		n->n_obox_load--;
+		msg_unref(n->obox_load[n->n_obox_load].m);
+		free(n->obox_load[n->n_obox_load].groups);
+	}
 	free(n->obox_load);
 	n->obox_load = NULL;
 	n->cap_obox_load = 0;
@@ -918,7 +928,8 @@ persist_close(struct node *n)
 /* ---- cluster outbox and marks ---- */
 
 void
-persist_outbox_put(struct node *n, uint64_t peer, struct msg *m)
+persist_outbox_put(struct node *n, uint64_t peer, struct msg *m,
+                   struct mqtt_bytes groups)
 {
 	char id[PERSIST_OBOX_LEN + 1];
 	struct store_queue_entry q;
@@ -933,6 +944,7 @@ persist_outbox_put(struct node *n, uint64_t peer, struct msg *m)
 	q.msg_id = m->id;
 	q.qos = m->qos;
 	q.retain = m->retain;
+	q.groups = groups;
 	persist_added(n, store_batch_queue_put(b, &q));
 }
 

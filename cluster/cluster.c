@@ -271,9 +271,11 @@ cluster_route_apply(struct link *l, bool add, ProtobufCBinaryData f,
 		return ERR_BAD_FILTER;
 	}
 	if (b.len > 7 && memcmp(b.p, "$share/", 7) == 0) {
-		/* a shared subscription group: by key, durable or not */
+		/* a shared subscription group: by key; durable when a
+		 * persistent session is a member */
 		if (!add) {
 			rtab_del(&c->shared, b, m->slot);
+			rtab_del(&c->shared_durable, b, m->slot);
 			return 0;
 		}
 		if (rtab_node_routes(&c->shared, m->slot) >=
@@ -281,10 +283,14 @@ cluster_route_apply(struct link *l, bool add, ProtobufCBinaryData f,
 			link_close(l, CLUSTER_LOG_WARN, "too many routes");
 			return ERR_LIMIT;
 		}
-		if (rtab_add(&c->shared, b, m->slot) == ERR_NOMEM) {
+		if (rtab_add(&c->shared, b, m->slot) == ERR_NOMEM ||
+		    (durable &&
+		     rtab_add(&c->shared_durable, b, m->slot) == ERR_NOMEM)) {
 			link_close(l, CLUSTER_LOG_ERROR, "out of memory");
 			return ERR_NOMEM;
 		}
+		if (!durable)
+			rtab_del(&c->shared_durable, b, m->slot);
 		return 0;
 	}
 	if (!add) {
@@ -319,6 +325,7 @@ cluster_on_snapshot(struct link *l, const Mqd__RouteSnapshot *s)
 		rtab_drop_node(&c->routes, m->slot);
 		rtab_drop_node(&c->durable, m->slot);
 		rtab_drop_node(&c->shared, m->slot);
+		rtab_drop_node(&c->shared_durable, m->slot);
 		m->snap_open = true;
 		m->routes_synced = false;
 	}
@@ -706,6 +713,7 @@ cluster_free(struct cluster *c)
 	rtab_fini(&c->routes);
 	rtab_fini(&c->durable);
 	rtab_fini(&c->shared);
+	rtab_fini(&c->shared_durable);
 	buf_fini(&c->out);
 	if (c->secret != NULL)
 		OPENSSL_cleanse(c->secret, c->secret_len);
@@ -899,6 +907,7 @@ cluster_start(struct event_base *base, const struct cluster_config *cfg,
 	rtab_init(&c->routes);
 	rtab_init(&c->durable);
 	rtab_init(&c->shared);
+	rtab_init(&c->shared_durable);
 	buf_init(&c->out);
 	rc = cluster_config_init(c, cfg);
 	if (rc == 0)

@@ -238,11 +238,14 @@ size_t cluster_publish(struct cluster *c, const struct cluster_msg *m,
 /**
  * The linked peers (ALIVE or SUSPECT) with members of shared subscription
  * group @p key ("$share/{name}/{filter}"): up to @p max node ids into
- * @p out, in member slot order (the same on every call).
+ * @p out, in member slot order (the same on every call). With @p down and
+ * no linked peer, the peers that are down or unlinked but have persistent
+ * sessions among the group's members instead (a message for them waits
+ * in the outbox).
  * @return how many
  */
 size_t cluster_share_nodes(struct cluster *c, struct mqtt_bytes key,
-                           uint64_t *out, size_t max);
+                           uint64_t *out, size_t max, bool down);
 /** Calls @p fn once for each shared subscription group of the peers whose
  * filter matches @p topic. */
 void cluster_share_match(struct cluster *c, struct mqtt_bytes topic,

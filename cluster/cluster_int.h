@@ -366,9 +366,12 @@ struct cluster {
 	                         * when their node dies or leaves */
 	struct rtab shared;     /* shared subscription groups, by key
 	                         * "$share/{name}/{filter}" */
-	uint32_t pub_gen;       /* cluster_publish count (member.pub_gen) */
-	struct fwd_peer *fwd;   /* fwd.c, by node id */
-	struct event *ack_ev;   /* fwd.c: sends the acks of this turn */
+	struct rtab shared_durable; /* the groups persistent sessions are
+	                             * members of: kept when their node dies
+	                             * or leaves */
+	uint32_t pub_gen;           /* cluster_publish count (member.pub_gen) */
+	struct fwd_peer *fwd;       /* fwd.c, by node id */
+	struct event *ack_ev;       /* fwd.c: sends the acks of this turn */
 	struct cluster_stats fwd_stats; /* fwd.c counters (outbox: 0) */
 	size_t outbox_max;              /* entries per peer */
 	struct takeover *takeovers;     /* takeover.c: this node's, pending */

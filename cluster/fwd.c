@@ -477,28 +477,46 @@ cluster_stats_get(struct cluster *c, struct cluster_stats *st)
 		st->outbox += p->n;
 }
 
+static bool
+rtab_entry_has(const struct rtab_entry *e, uint32_t slot)
+{
+	uint32_t k;
+
+	for (k = 0; e != NULL && k < e->n_nodes; k++)
+		if (e->nodes[k] == slot)
+			return true;
+	return false;
+}
+
 size_t
 cluster_share_nodes(struct cluster *c, struct mqtt_bytes key, uint64_t *out,
-                    size_t max)
+                    size_t max, bool down)
 {
-	const struct rtab_entry *e;
+	const struct rtab_entry *e, *d;
 	struct member *m;
 	size_t n = 0, i;
 
-	if (c == NULL || (e = rtab_get(&c->shared, key)) == NULL)
+	if (c == NULL)
 		return 0;
+	e = rtab_get(&c->shared, key);
 	/* by slot, so every call lists them in the same order */
-	for (i = 0; i < c->n_members && n < max; i++) {
+	for (i = 0; e != NULL && i < c->n_members && n < max; i++) {
 		m = c->members[i];
 		if (m->self || m->state > CLUSTER_SUSPECT || m->link == NULL ||
 		    m->link->st != LINK_UP)
 			continue;
-		for (uint32_t k = 0; k < e->n_nodes; k++) {
-			if (e->nodes[k] == m->slot) {
-				out[n++] = m->node_id;
-				break;
-			}
-		}
+		if (rtab_entry_has(e, m->slot))
+			out[n++] = m->node_id;
+	}
+	if (n > 0 || !down || (d = rtab_get(&c->shared_durable, key)) == NULL)
+		return n;
+	/* no linked node has a member, but nodes that are down or cut off
+	 * have persistent ones: the message waits in the outbox for one of
+	 * them, as it would for a persistent session's own subscription */
+	for (i = 0; i < c->n_members && n < max; i++) {
+		m = c->members[i];
+		if (!m->self && rtab_entry_has(d, m->slot))
+			out[n++] = m->node_id;
 	}
 	return n;
 }
@@ -516,14 +534,35 @@ share_match_one(void *arg, const struct rtab_entry *e)
 	x->fn(x->arg, (struct mqtt_bytes){ e->filter, e->len });
 }
 
+struct share_durable_ctx {
+	struct share_match_ctx x;
+	struct cluster *c;
+};
+
+/* A durable group that no node holds now (its members' nodes are down). */
+static void
+share_match_durable(void *arg, const struct rtab_entry *e)
+{
+	struct share_durable_ctx *d = arg;
+	struct mqtt_bytes key = { e->filter, e->len };
+
+	if (rtab_get(&d->c->shared, key) == NULL)
+		d->x.fn(d->x.arg, key);
+}
+
 void
 cluster_share_match(struct cluster *c, struct mqtt_bytes topic,
                     void (*fn)(void *arg, struct mqtt_bytes key), void *arg)
 {
-	struct share_match_ctx x = { fn, arg };
+	struct share_durable_ctx d = { { fn, arg }, c };
 
-	if (c != NULL && c->shared.n_entries > 0)
-		rtab_match_shared(&c->shared, topic, share_match_one, &x);
+	if (c == NULL)
+		return;
+	if (c->shared.n_entries > 0)
+		rtab_match_shared(&c->shared, topic, share_match_one, &d.x);
+	if (c->shared_durable.n_entries > 0)
+		rtab_match_shared(&c->shared_durable, topic,
+		                  share_match_durable, &d);
 }
 
 size_t

@@ -211,11 +211,15 @@ swim_set_state(struct cluster *c, struct member *m,
 	if (st >= CLUSTER_DEAD) {
 		/* its persistent sessions' routes stay: what matches them
 		 * waits in the outbox until it is back */
-		cluster_log(c, CLUSTER_LOG_INFO,
-		            "cluster routes dropped node=%s routes=%zu "
-		            "kept_durable=%zu",
-		            m->name, rtab_node_routes(&c->routes, m->slot),
-		            rtab_node_routes(&c->durable, m->slot));
+		cluster_log(
+		        c, CLUSTER_LOG_INFO,
+		        "cluster routes dropped node=%s routes=%zu "
+		        "kept_durable=%zu",
+		        m->name,
+		        rtab_node_routes(&c->routes, m->slot) +
+		                rtab_node_routes(&c->shared, m->slot),
+		        rtab_node_routes(&c->durable, m->slot) +
+		                rtab_node_routes(&c->shared_durable, m->slot));
 		rtab_drop_node(&c->routes, m->slot);
 		rtab_drop_node(&c->shared, m->slot);
 		m->routes_synced = false;

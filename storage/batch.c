@@ -302,6 +302,7 @@ store_batch_queue_put(struct store_batch *b, const struct store_queue_entry *q)
 	if (b->err != 0)
 		return b->err;
 	rc = key_client_check(q->client_id);
+	rc = rc ? rc : check_blob(q->groups);
 	if (rc == 0 && q->n_sub_ids > STORE_SUB_IDS_MAX)
 		rc = ERR_TOO_LARGE;
 	if (rc == 0 && q->msg_id == 0)

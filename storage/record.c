@@ -284,6 +284,10 @@ rec_queue_enc(struct buf *b, const struct store_queue_entry *q)
 	for (i = 0; i < q->n_sub_ids && i < STORE_SUB_IDS_MAX; i++)
 		rec_put_u32(b, q->sub_ids[i]);
 	rec_put_str(b, q->client_id.p, q->client_id.len);
+	if (q->groups.len > UINT32_MAX)
+		b->failed = true;
+	rec_put_u32(b, (uint32_t)q->groups.len); /* version 3 */
+	buf_put_bytes(b, q->groups.p, q->groups.len);
 }
 
 int
@@ -306,6 +310,12 @@ rec_queue_dec(const uint8_t *p, size_t n, struct store_queue_entry *out)
 	for (i = 0; rc == 0 && i < out->n_sub_ids; i++)
 		rc = rd_u32(&r, &out->sub_ids[i]);
 	rc = rc ? rc : get_str(&r, &out->client_id);
+	if (ver >= 3) {
+		uint32_t glen = 0;
+		rc = rc ? rc : rd_u32(&r, &glen);
+		rc = rc ? rc : rd_bytes(&r, glen, &out->groups.p);
+		out->groups.len = glen;
+	}
 	return rec_close(&r, rc);
 }
 

@@ -14,7 +14,7 @@
 #include "proto/proto.h"
 
 /** Schema version this code writes; a newer one on disk is refused. */
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 /** Longest client id storage accepts (bytes). */
 #define STORE_CLIENT_ID_MAX 255
 
@@ -127,6 +127,8 @@ struct store_queue_entry {
 	bool retain;     /* retain flag of this delivery */
 	uint8_t n_sub_ids;
 	uint32_t sub_ids[STORE_SUB_IDS_MAX]; /* first n_sub_ids are used */
+	struct mqtt_bytes groups; /* opaque to storage: a cluster outbox
+	                           * entry's shared groups; empty otherwise */
 };
 
 enum store_inflight_dir {

@@ -18,8 +18,9 @@
  * REC_VERSION; new fields are appended, so older records read as a prefix
  * with the new fields 0.
  *   2: session records end with will_at and will_expiry, in-flight records
- *      with seq; the other records are as in version 1. */
-#define REC_VERSION 2
+ *      with seq; the other records are as in version 1.
+ *   3: queue records end with groups (u32 length, bytes). */
+#define REC_VERSION 3
 
 /* Longest key written: LMDB's default limit is 511 bytes. Longer keys keep
  * their first KEY_KEEP bytes and end with a 64-bit hash of the whole key. */

@@ -315,6 +315,8 @@ schema_put(struct store *s, MDB_txn *txn, const char **why)
  *           readable as they are (the new fields read as 0) and are
  *           rewritten as version 2 when next put, so only the stored
  *           schema version changes.
+ *   2 -> 3: queue records gained groups (record version 3), read as
+ *           empty from older records: again only the version changes.
  */
 static int
 meta_schema(struct store *s, MDB_txn *txn, const char **why)
@@ -337,7 +339,7 @@ meta_schema(struct store *s, MDB_txn *txn, const char **why)
 		return ERR_WRONG_STATE;
 	}
 	if (s->schema < STORE_SCHEMA_VERSION)
-		return schema_put(s, txn, why); /* 1 -> 2: nothing to rewrite */
+		return schema_put(s, txn, why); /* nothing to rewrite */
 	return 0;
 }
 

@@ -324,6 +324,20 @@ def _nothing_more(s):
     assert p.payload == b"end", "unexpected extra delivery %r" % (p,)
 
 
+def _restart_a_then_b(start_broker, a, b, ports, entries):
+    """kill -9 node a (b is dead already), restart it from its data dir
+    with its outbox of entries for b, then restart b; b is returned once
+    a has sent it the outbox again."""
+    assert a.kill() == -signal.SIGKILL
+    a2 = _node(start_broker, "a", ports[0], seeds=[ports[2]],
+               data_dir=a.data_dir, port=a.port)
+    _wait_log(a2, r"storage loaded .* outbox=%d " % entries)
+    b2 = _node(start_broker, "b", ports[1], seeds=[ports[0]],
+               data_dir=b.data_dir, port=b.port)
+    _wait_log(a2, r"cluster outbox replay node=b entries=%d" % entries)
+    return b2
+
+
 def test_outbox_for_a_dead_node_survives_restarts(start_broker, clients):
     """[#6] kill -9 node b: the others mark it dead, drop the routes of its
     clean sessions and keep those of its persistent sessions; what matches
@@ -358,19 +372,67 @@ def test_outbox_for_a_dead_node_survives_restarts(start_broker, clients):
     assert pa.publish("vol/x", b"v", qos=1).rc == 0x10
     pa.disconnect()
     # the origin crashes and comes back: its outbox is on disk
-    assert a.kill() == -signal.SIGKILL
-    a2 = _node(start_broker, "a", ports[0], seeds=[ports[2]],
-               data_dir=a.data_dir, port=a.port)
-    _wait_log(a2, r"storage loaded .* outbox=30 ")
-    b2 = _node(start_broker, "b", ports[1], seeds=[ports[0]],
-               data_dir=b.data_dir, port=b.port)
-    _wait_log(a2, r"cluster outbox replay node=b entries=30")
+    b2 = _restart_a_then_b(start_broker, a, b, ports, 30)
     s = _resume(clients, b2, "ps-b")
     got = _collect(s, 60)
     # every one, in each publisher's order
     assert [x for x in got if x[:1] == b"a"] == [b"a%03d" % i for i in range(30)]
     assert [x for x in got if x[:1] == b"c"] == [b"c%03d" % i for i in range(30)]
     _nothing_more(s)
+
+
+def test_outbox_keeps_shared_groups_across_a_restart(start_broker, clients):
+    """[#6] v5 section 4.8.2: a shared group whose only member is a
+    persistent session on node b; b is killed, node a acknowledges 10 QoS 1
+    messages for the group (they wait in a's outbox, on disk), then a is
+    killed and restarted too. The restored outbox entries still name the
+    group, so b gives them to its member once both are back: before, a
+    restored entry reached b's plain subscribers only and the group's
+    member lost every one of them."""
+    a, b, c, ports = _three(start_broker)
+    m = m5.client(clients, b)
+    m.handshake("gm-b", clean_start=False, props=PERSIST)
+    m.subscribe([("$share/g/grp/#", m5.sub_options(1))])
+    pa = m5.client(clients, a)
+    pa.handshake("gpub-a")
+    _probe(pa, m, "grp/probe")  # node a knows the group on b
+    m.disconnect()
+    mark = len(a.log_text())
+    assert b.kill() == -signal.SIGKILL
+    _wait_log(a, r"cluster member node=b state=dead", after=mark)
+    for i in range(10):
+        assert pa.publish("grp/x", b"g%02d" % i, qos=1).rc == 0
+    pa.disconnect()
+    b2 = _restart_a_then_b(start_broker, a, b, ports, 10)
+    s = _resume(clients, b2, "gm-b")
+    assert _collect(s, 10) == [b"g%02d" % i for i in range(10)]
+    _nothing_more(s)
+
+
+def test_group_members_here_do_not_wait_for_a_dead_node(start_broker,
+                                                       clients):
+    """[#6] v5 section 4.8.2: a group with a persistent member on node b
+    and a connected member on node a; b is killed: every message published
+    on a goes to a's member at once, none waits in the outbox for b."""
+    a, b, c, ports = _three(start_broker)
+    mb = m5.client(clients, b)
+    mb.handshake("gd-b", clean_start=False, props=PERSIST)
+    mb.subscribe([("$share/d/gd/#", m5.sub_options(1))])
+    ma = m5.client(clients, a)
+    ma.handshake("gd-a")
+    ma.subscribe([("$share/d/gd/#", m5.sub_options(1))])
+    mark = len(a.log_text())
+    assert b.kill() == -signal.SIGKILL
+    _wait_log(a, r"cluster member node=b state=dead", after=mark)
+    pa = m5.client(clients, a)
+    pa.handshake("gdpub-a")
+    for i in range(10):
+        assert pa.publish("gd/x", b"d%02d" % i, qos=1).rc == 0
+    assert _collect(ma, 10) == [b"d%02d" % i for i in range(10)]
+    with urllib.request.urlopen("http://127.0.0.1:%d/api/v1/metrics"
+                                % a.admin_port, timeout=10) as r:
+        m = json.load(r)
+    assert m["metrics"]["cluster.outbox"] == 0, m["metrics"]
 
 
 def test_sync_ack_waits_for_the_remote_node(start_broker, clients):

@@ -766,7 +766,9 @@ START_TEST(test_record_v1_unchanged)
 	q.sub_ids[0] = 4;
 	rec_queue_enc(&b, &q);
 	b.data[0] = 1;
+	b.len -= 4; /* version 3 appended the groups' length (0 here) */
 	ck_assert_int_eq(rec_queue_dec(b.data, b.len, &q2), 0);
+	ck_assert_uint_eq(q2.groups.len, 0);
 	ck_assert_uint_eq(q2.seq, 11);
 	ck_assert_uint_eq(q2.msg_id, 3);
 	ck_assert_uint_eq(q2.sub_ids[0], 4);
@@ -777,8 +779,9 @@ END_TEST
 
 /* Rewrites the data dir as schema 1 left it: meta says 1 and every record
  * is version 1. Version 2 appended will_at and will_expiry (12 bytes) to
- * sessions and seq (8 bytes) to in-flight records; the other records differ
- * only in the version byte. */
+ * sessions and seq (8 bytes) to in-flight records, version 3 the groups'
+ * length (4 bytes, no groups here) to queue records; the other records
+ * differ only in the version byte. */
 static void
 downgrade_to_schema_1(void)
 {
@@ -787,7 +790,7 @@ downgrade_to_schema_1(void)
 		size_t cut;
 	} t[] = {
 		{ "retained", 0 }, { "sessions", 12 }, { "subs", 0 },
-		{ "queue", 0 },    { "payloads", 0 },  { "inflight", 8 },
+		{ "queue", 4 },    { "payloads", 0 },  { "inflight", 8 },
 	};
 	uint8_t kb[512], vb[4096];
 	MDB_env *env = raw_env();
@@ -807,7 +810,7 @@ downgrade_to_schema_1(void)
 			ck_assert_uint_gt(v.mv_size, t[i].cut);
 			memcpy(kb, k.mv_data, k.mv_size);
 			memcpy(vb, v.mv_data, v.mv_size);
-			ck_assert_uint_eq(vb[0], 2);
+			ck_assert_uint_eq(vb[0], REC_VERSION);
 			vb[0] = 1;
 			nk = (MDB_val){ k.mv_size, kb };
 			nv = (MDB_val){ v.mv_size - t[i].cut, vb };
@@ -900,7 +903,7 @@ START_TEST(test_schema_1_migrated)
 	ck_assert_uint_eq(disk_schema(), 1);
 
 	s = open_ok(&c);
-	ck_assert_uint_eq(store_schema_version(s), 2);
+	ck_assert_uint_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
 	/* everything schema 1 wrote reads, the new fields as 0 */
 	ck_assert_int_eq(store_load_sessions(s, see_session, sn), 0);
 	ck_assert_int_eq(sn->n, 1);
@@ -949,9 +952,9 @@ START_TEST(test_schema_1_migrated)
 	store_close(s);
 
 	/* the migration was stored */
-	ck_assert_uint_eq(disk_schema(), 2);
+	ck_assert_uint_eq(disk_schema(), STORE_SCHEMA_VERSION);
 	s = open_ok(&c);
-	ck_assert_uint_eq(store_schema_version(s), 2);
+	ck_assert_uint_eq(store_schema_version(s), STORE_SCHEMA_VERSION);
 	ck_assert_uint_eq(count(s, STORE_DB_SESSIONS), 1);
 	store_close(s);
 	free(sn);
@@ -1008,6 +1011,56 @@ START_TEST(test_queue_order)
 	sn->n = 0;
 	ck_assert_int_eq(store_load_queue(s, bs(""), see_queue, sn), 0);
 	ck_assert_int_eq(sn->n, 302);
+	store_close(s);
+	free(sn);
+}
+END_TEST
+
+static int
+see_groups(void *arg, const struct store_queue_entry *q)
+{
+	struct seen *sn = arg;
+
+	ck_assert_uint_lt(q->groups.len, sizeof(sn->buf[0]));
+	sn->u[sn->n] = q->seq * 1000 + q->groups.len;
+	if (q->groups.len)
+		memcpy(sn->buf[sn->n], q->groups.p, q->groups.len);
+	sn->n++;
+	return 0;
+}
+
+/* A cluster outbox entry keeps the shared groups it was for (opaque bytes,
+ * NUL included) across a restart; other entries have none. */
+START_TEST(test_queue_groups_roundtrip)
+{
+	static const char g[] = "\0\x0d$share/g/grp/#";
+	struct store_config c = config(STORE_DURABILITY_SYNC);
+	struct seen *sn = calloc(1, sizeof(*sn));
+	struct store_queue_entry q = { 0 };
+	struct store_batch *b;
+	struct store *s;
+
+	s = open_ok(&c);
+	b = store_batch_new();
+	put_payload(b, 1, "m");
+	q.client_id = bs("\xffoutbox:1");
+	q.seq = 1;
+	q.msg_id = 1;
+	q.qos = 1;
+	q.groups = (struct mqtt_bytes){ (const uint8_t *)g, sizeof(g) - 1 };
+	ck_assert_int_eq(store_batch_queue_put(b, &q), 0);
+	q.seq = 2;
+	q.groups = (struct mqtt_bytes){ NULL, 0 };
+	ck_assert_int_eq(store_batch_queue_put(b, &q), 0);
+	ck_assert_int_eq(commit(s, b), 0);
+	store_close(s);
+
+	s = open_ok(&c);
+	ck_assert_int_eq(store_load_queue(s, bs(""), see_groups, sn), 0);
+	ck_assert_int_eq(sn->n, 2);
+	ck_assert_uint_eq(sn->u[0], 1000 + sizeof(g) - 1);
+	ck_assert_int_eq(memcmp(sn->buf[0], g, sizeof(g) - 1), 0);
+	ck_assert_uint_eq(sn->u[1], 2000);
 	store_close(s);
 	free(sn);
 }
@@ -2407,6 +2460,7 @@ storage_suite(void)
 	tcase_add_test(tc, test_cancel_plan_no_memory);
 	tcase_add_test(tc, test_corrupt_data_file);
 	tcase_add_test(tc, test_data_dir_not_a_dir);
+	tcase_add_test(tc, test_queue_groups_roundtrip);
 	tcase_add_test(tc, test_gather_siblings);
 	tcase_add_test(tc, test_gather_lone_client);
 	tcase_add_test(tc, test_durability_none);
