@@ -182,10 +182,12 @@ node_init(struct node *n, const struct config *cfg)
 	rc = mesh_start(n);
 	if (rc)
 		goto out_fail;
-	rc = listener_open_all(n);
+	/* the admin API first: once the MQTT port accepts, it answers too
+	 * (a test that waited for the MQTT port lost a race to it) */
+	rc = admin_start(n);
 	if (rc)
 		goto out_fail;
-	rc = admin_start(n);
+	rc = listener_open_all(n);
 	if (rc)
 		goto out_fail;
 	rc = sys_start(n);
