@@ -889,6 +889,80 @@ START_TEST(test_outbox_dead_peer)
 }
 END_TEST
 
+/* Does a know both of b's groups? */
+static bool
+groups_known(void *arg)
+{
+	struct node *a = arg;
+	uint64_t ids[1];
+
+	return cluster_share_nodes(a->c, B("$share/g/s/#"), ids, 1, false) &&
+	       cluster_share_nodes(a->c, B("$share/h/s/#"), ids, 1, false);
+}
+
+static void
+count_key(void *arg, struct mqtt_bytes key)
+{
+	int *n = arg;
+
+	ck_assert(key.len == 12 && memcmp(key.p, "$share/g/s/#", 12) == 0);
+	(*n)++;
+}
+
+/* A shared group that persistent sessions are members of outlives their
+ * node: with no linked node holding it, it names the dead node (its
+ * messages wait in the outbox); a group of clean sessions goes with it. */
+START_TEST(test_shared_group_durable)
+{
+	struct node a = { 0 }, b = { 0 };
+	struct node *v[2] = { &a, &b };
+	struct group g = { v, 2 };
+	struct node *obs[1] = { &a };
+	struct want_state ws = { obs, 1, "b", CLUSTER_DEAD };
+	struct want_log wl = { &a, "cluster routes dropped node=b routes=2 "
+		                   "kept_durable=1" };
+	struct mqtt_bytes kg = B("$share/g/s/#"), kh = B("$share/h/s/#");
+	struct cluster_share share = { 2, B("$share/g/s/#") };
+	struct cluster_fwd f;
+	struct cluster_msg m;
+	uint64_t ids[4];
+	char seed[32];
+	int n = 0;
+
+	node_start(&a, "a", 1, "", NULL);
+	b.routes[b.n_routes] = "$share/g/s/#";
+	b.durable[b.n_routes++] = true;
+	b.routes[b.n_routes] = "$share/h/s/#";
+	b.durable[b.n_routes++] = false;
+	node_start(&b, "b", 2, seed_of(&a, seed, sizeof(seed)), NULL);
+	ck_assert(run_until(all_alive, &g, WAIT_MS));
+	ck_assert(run_until(groups_known, &a, WAIT_MS));
+	ck_assert_uint_eq(cluster_share_nodes(a.c, kg, ids, 4, false), 1);
+	ck_assert_uint_eq(ids[0], 2);
+
+	cluster_test_kill(b.c);
+	b.c = NULL;
+	ck_assert(run_until(state_is, &ws, WAIT_MS));
+	ck_assert(run_until(log_has, &wl, WAIT_MS));
+	/* linked nodes only: none */
+	ck_assert_uint_eq(cluster_share_nodes(a.c, kg, ids, 4, false), 0);
+	/* else the dead node, for the durable group only */
+	ck_assert_uint_eq(cluster_share_nodes(a.c, kg, ids, 4, true), 1);
+	ck_assert_uint_eq(ids[0], 2);
+	ck_assert_uint_eq(cluster_share_nodes(a.c, kh, ids, 4, true), 0);
+	cluster_share_match(a.c, B("s/x"), count_key, &n);
+	ck_assert_int_eq(n, 1);
+	/* a QoS 1 message assigned to it waits in the outbox */
+	m = msg("s/x", "for the group", 1);
+	m.shares = &share;
+	m.n_shares = 1;
+	ck_assert_uint_eq(cluster_publish(a.c, &m, NULL, &f), 0);
+	ck_assert_uint_eq(f.n_peers, 1);
+	ck_assert_uint_eq(outbox_of(&a, "b"), 1);
+	node_fini(&a);
+}
+END_TEST
+
 /* An outbox restored at start goes to its node once that node is linked,
  * and a forward whose message expired before it could go is dropped. */
 START_TEST(test_outbox_restore)
@@ -1724,6 +1798,7 @@ cluster_suite(void)
 	tcase_add_test(tc, test_snapshot_on_join);
 	tcase_add_test(tc, test_forward_acked);
 	tcase_add_test(tc, test_outbox_dead_peer);
+	tcase_add_test(tc, test_shared_group_durable);
 	tcase_add_test(tc, test_outbox_restore);
 	tcase_add_test(tc, test_secret);
 	tcase_add_test(tc, test_duplicate_name);
