@@ -312,6 +312,22 @@ conn_set_peer(struct conn *c, const struct sockaddr *sa)
 	}
 }
 
+/* The level of a client's connected / disconnected lines: info, but debug
+ * for the container's health probe (mqd --health connects from loopback
+ * as "mqd-health-<pid>" every few seconds: detail, not news). */
+static int
+conn_log_level(const struct conn *c, const char *client_id)
+{
+	static const char pre[] = "mqd-health-";
+	static const uint8_t lo6[16] = { [15] = 1 };
+	bool loop = (c->peer_family == AF_INET && c->peer_ip[0] == 127) ||
+	            (c->peer_family == AF_INET6 &&
+	             memcmp(c->peer_ip, lo6, sizeof(lo6)) == 0);
+
+	return loop && strncmp(client_id, pre, sizeof(pre) - 1) == 0 ? LOG_DEBUG
+	                                                             : LOG_INFO;
+}
+
 /* The peer address as "ip:port" / "[ip]:port" in @p buf, for logs. */
 static const char *
 conn_addr(const struct conn *c, char buf[CONN_ADDR_LEN])
@@ -465,9 +481,10 @@ conn_destroy(struct conn *c)
 		conn_write(c); /* best effort: e.g. a CONNACK with an error */
 	close(c->fd);
 	if (s && s->conn == c) {
-		log_info("client disconnected client=%s addr=%s reason=\"%s\"",
-		         s->client_id, conn_addr(c, ab),
-		         c->close_why ? c->close_why : "");
+		log_msg(conn_log_level(c, s->client_id),
+		        "client disconnected client=%s addr=%s reason=\"%s\"",
+		        s->client_id, conn_addr(c, ab),
+		        c->close_why ? c->close_why : "");
 	} else {
 		log_debug("connection closed addr=%s reason=\"%s\"",
 		          conn_addr(c, ab), c->close_why ? c->close_why : "");
@@ -1110,10 +1127,11 @@ conn_connect_finish(struct conn *c, const char *id, size_t id_len, bool clean,
 	if (conn_send_connack(c, present, assigned, server_keepalive, auth_data,
 	                      writes != n->persist_writes))
 		return;
-	log_info("client connected client=%s addr=%s proto=%u clean=%d "
-	         "keepalive=%u session_present=%d",
-	         c->sess->client_id, conn_addr(c, ab), c->version, clean,
-	         keepalive, present);
+	log_msg(conn_log_level(c, c->sess->client_id),
+	        "client connected client=%s addr=%s proto=%u clean=%d "
+	        "keepalive=%u session_present=%d",
+	        c->sess->client_id, conn_addr(c, ab), c->version, clean,
+	        keepalive, present);
 	if (present)
 		sess_resume(c->sess);
 }
