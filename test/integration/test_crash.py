@@ -355,9 +355,10 @@ def test_v5_storage_full_refuses_with_quota_exceeded(start_broker, clients):
 
 
 def test_v311_storage_full_closes_the_publisher(start_broker, clients):
-    """3.1.1 has no refusal code: at [storage] max_size the publisher's
-    connection is closed instead of acknowledging; the node keeps
-    serving others."""
+    """[MQTT-4.8.0-2] 3.1.1: an error while handling an inbound packet
+    closes that connection (3.1.1 has no refusal code): at [storage]
+    max_size the publisher's connection is closed instead of
+    acknowledging; the node keeps serving others."""
     b1 = start_broker(**SYNC, storage_max_size="1M")
     sub = clients.raw(b1)
     sub.handshake("full3-sub", clean=False)
