@@ -6,7 +6,6 @@
  */
 #include "broker/auth.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,8 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/sha.h>
+
+#include "broker/lines.h"
 
 #define AUTH_ITERATIONS 4096
 #define AUTH_SALT_LEN   16
@@ -95,61 +96,54 @@ auth_add_user(struct auth *a, const char *name, const char *password)
 	return 0;
 }
 
+struct auth_file {
+	struct auth *a;
+	const char *path;
+	char *err;
+	size_t errlen;
+};
+
+/* One "user:password" line of the password file. */
+static int
+auth_line(void *arg, char *line, unsigned lineno)
+{
+	struct auth_file *x = arg;
+	char *colon;
+	int rc;
+
+	if (line[0] == '\0' || line[0] == '#')
+		return 0;
+	colon = strchr(line, ':');
+	if (!colon || colon == line || colon[1] == '\0') {
+		snprintf(x->err, x->errlen, "%s:%u: expected user:password",
+		         x->path, lineno);
+		return ERR_MALFORMED;
+	}
+	*colon = '\0';
+	rc = auth_add_user(x->a, line, colon + 1);
+	OPENSSL_cleanse(colon + 1, strlen(colon + 1));
+	if (rc == ERR_EXISTS)
+		snprintf(x->err, x->errlen, "%s:%u: user \"%s\" given twice",
+		         x->path, lineno, line);
+	else if (rc)
+		snprintf(x->err, x->errlen, "%s:%u: out of memory", x->path,
+		         lineno);
+	return rc;
+}
+
 int
 auth_load(struct auth *a, const char *path, bool allow_anonymous, char *err,
           size_t errlen)
 {
-	char line[AUTH_LINE_MAX], *colon, *end;
-	unsigned lineno = 0;
-	FILE *f;
-	int rc = 0;
+	struct auth_file x = { a, path, err, errlen };
+	int rc;
 
 	memset(a, 0, sizeof(*a));
 	a->allow_anonymous = allow_anonymous;
 	if (!path || !*path)
 		return 0;
 	a->enabled = true;
-	f = fopen(path, "r");
-	if (!f) {
-		snprintf(err, errlen, "%s: cannot read: %s", path,
-		         strerror(errno));
-		return ERR_IO;
-	}
-	while (rc == 0 && fgets(line, sizeof(line), f)) {
-		lineno++;
-		end = line + strcspn(line, "\r\n");
-		if (*end == '\0' && !feof(f)) {
-			snprintf(err, errlen, "%s:%u: line too long", path,
-			         lineno);
-			rc = ERR_MALFORMED;
-			break;
-		}
-		*end = '\0';
-		if (line[0] == '\0' || line[0] == '#')
-			continue;
-		colon = strchr(line, ':');
-		if (!colon || colon == line || colon[1] == '\0') {
-			snprintf(err, errlen, "%s:%u: expected user:password",
-			         path, lineno);
-			rc = ERR_MALFORMED;
-			break;
-		}
-		*colon = '\0';
-		rc = auth_add_user(a, line, colon + 1);
-		OPENSSL_cleanse(colon + 1, strlen(colon + 1));
-		if (rc == ERR_EXISTS)
-			snprintf(err, errlen, "%s:%u: user \"%s\" given twice",
-			         path, lineno, line);
-		else if (rc)
-			snprintf(err, errlen, "%s:%u: out of memory", path,
-			         lineno);
-	}
-	if (rc == 0 && ferror(f)) { /* e.g. EISDIR: not an empty table */
-		snprintf(err, errlen, "%s: cannot read: %s", path,
-		         strerror(errno));
-		rc = ERR_IO;
-	}
-	fclose(f);
+	rc = lines_each(path, AUTH_LINE_MAX, auth_line, &x, err, errlen);
 	if (rc)
 		auth_fini(a);
 	return rc;

@@ -137,6 +137,8 @@ static const struct config_key config_keys[] = {
 	CONFIG_KEY("admin", "token", CONFIG_T_STR, admin_token, 0, 1024, ""),
 	CONFIG_KEY("sys", "interval", CONFIG_T_U32, sys_interval, 0, 86400,
 	           "10"),
+	CONFIG_KEY("auth", "acl_file", CONFIG_T_STR, auth_acl_file, 0, 4095,
+	           ""),
 	CONFIG_KEY("auth", "password_file", CONFIG_T_STR, auth_password_file, 0,
 	           4095, ""),
 	CONFIG_ENUM("auth", "allow_anonymous", auth_allow_anonymous, "true",

@@ -58,6 +58,7 @@ struct config {
 	uint32_t sys_interval; /* seconds, default 10, 0 = off */
 	/* [auth] */
 	char *auth_password_file; /* default "": no authentication */
+	char *auth_acl_file;      /* default "": every topic for everyone */
 	int auth_allow_anonymous; /* default 1 (true) */
 
 	char *config_path; /* file given with -c, or NULL */

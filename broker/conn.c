@@ -1067,6 +1067,19 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		            "will retain not supported");
 		return;
 	}
+	if (ck->has_username && !c->username) /* admin API, permissions */
+		c->username =
+		        strndup((const char *)ck->username.p, ck->username.len);
+	if (ck->will &&
+	    !acl_may_publish(&n->acl, c->username, ck->will_topic)) {
+		/* [MQTT-3.3.5-2]'s will: a message this client may not
+		 * publish is refused with the CONNECT */
+		conn_refuse(c,
+		            v5 ? MQTT_RC_NOT_AUTHORIZED
+		               : MQTT_CONNACK_V3_NOT_AUTHORIZED,
+		            "will topic not permitted");
+		return;
+	}
 	if (ck->will) {
 		c->will = router_msg_new(n, ck->will_topic, ck->will_payload,
 		                         v5 ? &ck->will_props : NULL,
@@ -1078,9 +1091,6 @@ conn_accept_connect(struct conn *c, const struct mqtt_connect *ck,
 		    mqtt_props_has(&ck->will_props, MQTT_PROP_MESSAGE_EXPIRY))
 			c->v5->will_expiry = ck->will_props.message_expiry;
 	}
-	if (ck->has_username && !c->username) /* for the admin API only */
-		c->username =
-		        strndup((const char *)ck->username.p, ck->username.len);
 	if (conn_park(c, id, id_len, ck->clean_start, expiry, keepalive,
 	              server_keepalive, ck->client_id.len == 0, auth_data))
 		return; /* goes on in conn_takeover_done */
@@ -1592,6 +1602,7 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	uint64_t writes = n->persist_writes;
 	struct mesh_wait *wait = NULL;
 	struct msg *m;
+	bool denied;
 	size_t hits;
 	uint8_t rc;
 	int err = 0;
@@ -1624,6 +1635,21 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 			return;
 		}
 	}
+	denied = !acl_may_publish(&n->acl, c->username, p.topic);
+	if (denied) {
+		n->stats.msgs_denied++;
+		log_debug("publish not permitted client=%s topic=%.*s",
+		          c->sess->client_id, (int)p.topic.len,
+		          (const char *)p.topic.p);
+	}
+	if (denied && c->v5) {
+		/* [MQTT-3.3.5-2] v5: PUBACK / PUBREC 0x87, nothing kept */
+		if (p.qos)
+			conn_send_ack_rc(c,
+			                 p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+			                 p.packet_id, MQTT_RC_NOT_AUTHORIZED);
+		return;
+	}
 	if (p.qos == 2 && c->v5 &&
 	    c->sess->n_qos2_in >= n->cfg->receive_maximum) {
 		bool known = false;
@@ -1644,6 +1670,24 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 		}
 		/* A QoS 2 PUBLISH re-sent before PUBREL: no new delivery. */
 		conn_send_ack_rc(c, MQTT_PUBREC, p.packet_id, 0);
+		return;
+	}
+	if (denied) {
+		/* [MQTT-3.3.5-2] 3.1.1 has no code for it: acknowledged as
+		 * usual (a QoS 2 id too, once stored) and dropped */
+		struct conn_ack *a;
+		if (!p.qos)
+			return;
+		if (writes == n->persist_writes) {
+			conn_send_ack_rc(c,
+			                 p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
+			                 p.packet_id, 0);
+			return;
+		}
+		/* its QoS 2 id was stored: the PUBREC waits for that */
+		a = conn_ack_defer(c, MQTT_PUBREC, p.packet_id, 0);
+		if (a)
+			persist_barrier(n, a);
 		return;
 	}
 	m = router_msg_new(n, p.topic, p.payload, c->v5 ? &p.props : NULL,
@@ -1705,6 +1749,10 @@ conn_subscribe_one(struct conn *c, const struct mqtt_sub_entry *e,
 		return v5 ? MQTT_RC_TOPIC_FILTER_INVALID : 0x80;
 	if (shared && v5 && e->no_local)
 		return MQTT_RC_PROTOCOL_ERROR; /* [MQTT-3.8.3-4] v5 */
+	/* a shared subscription's filter is what it subscribes to */
+	if (!acl_may_subscribe(&c->node->acl, c->username,
+	                       shared ? f : e->filter))
+		return v5 ? MQTT_RC_NOT_AUTHORIZED : 0x80;
 	memset(&opts, 0, sizeof(opts));
 	/* [MQTT-3.2.2-10] v5: a SUBSCRIBE above the server's Maximum QoS is
 	 * granted at that maximum */

@@ -67,6 +67,10 @@ enum metric_type {
 	  "messages/received/qos1", NULL, n->stats.msgs_in_qos[1])             \
 	X(MIN2, "messages_received", "qos", "2", METRIC_COUNTER,               \
 	  "messages/received/qos2", NULL, n->stats.msgs_in_qos[2])             \
+	X(MDENY, "messages_denied", NULL, NULL, METRIC_COUNTER,                \
+	  "messages/denied",                                                   \
+	  "PUBLISH packets [auth] acl_file does not permit (dropped)",         \
+	  n->stats.msgs_denied)                                                \
 	X(MOUT0, "messages_sent", "qos", "0", METRIC_COUNTER,                  \
 	  "messages/sent/qos0", "PUBLISH packets sent, by QoS",                \
 	  n->stats.msgs_out_qos[0])                                            \

@@ -160,6 +160,13 @@ node_init(struct node *n, const struct config *cfg)
 	if (n->auth.enabled)
 		log_info("authentication on users=%zu allow_anonymous=%d",
 		         n->auth.n, cfg->auth_allow_anonymous);
+	rc = acl_load(&n->acl, cfg->auth_acl_file, err, sizeof(err));
+	if (rc) {
+		log_error("cannot load topic permissions err=\"%s\"", err);
+		return rc;
+	}
+	if (n->acl.enabled)
+		log_info("topic permissions on rules=%zu", n->acl.n);
 	rc = ERR_NOMEM;
 	n->base = event_base_new();
 	n->subs = topic_tree_new();
@@ -230,6 +237,7 @@ node_fini(struct node *n)
 	sess_destroy_all(n);
 	share_free_all(n);
 	auth_fini(&n->auth);
+	acl_fini(&n->acl);
 	retain_free(n->retained);
 	topic_tree_free(n->subs);
 	free(n->hits);

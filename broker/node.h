@@ -15,6 +15,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "broker/acl.h"
 #include "broker/auth.h"
 #include "broker/config.h"
 #include "broker/log.h"
@@ -49,6 +50,7 @@ struct node_stats {
 	uint64_t conn_refused; /* over max_connections */
 	uint64_t conn_closed;
 	uint64_t msgs_in;                 /* PUBLISH received */
+	uint64_t msgs_denied;             /* of which not permitted (acl) */
 	uint64_t msgs_out;                /* PUBLISH sent */
 	uint64_t msgs_dropped_queue_full; /* session queue at max_queued */
 	uint64_t msgs_dropped_slow;       /* QoS 0 to a client not reading */
@@ -121,6 +123,7 @@ struct node {
 	size_t n_share_keys;
 	struct share_group *groups; /* shared subscription groups */
 	struct auth auth;           /* users of [auth] password_file */
+	struct acl acl;             /* rules of [auth] acl_file */
 	struct store *store;        /* LMDB storage, or NULL */
 	uint64_t node_id;           /* stored (or, without storage, random) */
 	struct mesh *mesh;          /* cluster glue (mesh.c), or NULL */

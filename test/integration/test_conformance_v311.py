@@ -1,11 +1,11 @@
 """MQTT 3.1.1 conformance: the 3.1.1 counterparts of the server
 obligations that test_conformance_v5.py checks for 5.0 (packet identifiers
 in acks, the QoS 1 and QoS 2 flows as receiver and as sender, delivery at
-the lower QoS, closing after a refused CONNACK). Of the 3.1.1-only
-statements on the uncited list, MQTT-3.3.5-2 (a PUBLISH the server does not
-authorize) and MQTT-4.8.0-2 (transient error such as out of memory) cannot
-be provoked against mqd from outside: mqd has no publish authorization and
-no way to inject an allocation failure, so they have no test here.
+the lower QoS, closing after a refused CONNACK). Two 3.1.1-only
+statements are proved elsewhere: MQTT-3.3.5-2 (a PUBLISH the server does
+not authorize) in test_acl.py, with [auth] acl_file, and MQTT-4.8.0-2 (an
+error while handling an inbound packet closes the connection) in
+test_crash.py, with a full store.
 
 The 3.1.1 decoder of mqtt_raw rejects acks longer than 2 bytes and CONNACKs
 longer than 4, so every check below also proves no 5.0 field reached the

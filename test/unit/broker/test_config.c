@@ -860,7 +860,7 @@ START_TEST(test_key_names_and_format)
 
 	for (i = 0; config_key_name(i, &section, &key); i++)
 		;
-	ck_assert_uint_eq(i, 32);
+	ck_assert_uint_eq(i, 33);
 	ck_assert(config_key_name(4, &section, &key));
 	ck_assert_str_eq(section, "mqtt");
 	ck_assert_str_eq(key, "port");
