@@ -197,31 +197,37 @@ acl_rule_applies(const struct acl_rule *r, const char *user, unsigned access)
 	       (!r->who || (user && strcmp(r->who, user) == 0));
 }
 
-bool
-acl_may_publish(const struct acl *a, const char *user, struct mqtt_bytes topic)
+/* Does a rule for @p user with @p access allow @p s: a topic (ACL_PUB,
+ * matched by the rule's filter) or a filter (ACL_SUB, covered by it)? */
+static bool
+acl_allows(const struct acl *a, const char *user, unsigned access,
+           struct mqtt_bytes s)
 {
+	const struct acl_rule *r;
 	size_t i;
 
 	if (!a->enabled)
 		return true;
-	for (i = 0; i < a->n; i++)
-		if (acl_rule_applies(&a->rules[i], user, ACL_PUB) &&
-		    mqtt_topic_matches(a->rules[i].filter, topic))
+	for (i = 0; i < a->n; i++) {
+		r = &a->rules[i];
+		if (!acl_rule_applies(r, user, access))
+			continue;
+		if (access == ACL_PUB ? mqtt_topic_matches(r->filter, s)
+		                      : acl_filter_covers(r->filter, s))
 			return true;
+	}
 	return false;
+}
+
+bool
+acl_may_publish(const struct acl *a, const char *user, struct mqtt_bytes topic)
+{
+	return acl_allows(a, user, ACL_PUB, topic);
 }
 
 bool
 acl_may_subscribe(const struct acl *a, const char *user,
                   struct mqtt_bytes filter)
 {
-	size_t i;
-
-	if (!a->enabled)
-		return true;
-	for (i = 0; i < a->n; i++)
-		if (acl_rule_applies(&a->rules[i], user, ACL_SUB) &&
-		    acl_filter_covers(a->rules[i].filter, filter))
-			return true;
-	return false;
+	return acl_allows(a, user, ACL_SUB, filter);
 }

@@ -1674,21 +1674,9 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	}
 	if (denied) {
 		/* [MQTT-3.3.5-2] 3.1.1 has no code for it: acknowledged as
-		 * usual (a QoS 2 id too, once stored) and dropped */
-		struct conn_ack *a;
-		if (!p.qos)
-			return;
-		if (writes == n->persist_writes) {
-			conn_send_ack_rc(c,
-			                 p.qos == 1 ? MQTT_PUBACK : MQTT_PUBREC,
-			                 p.packet_id, 0);
-			return;
-		}
-		/* its QoS 2 id was stored: the PUBREC waits for that */
-		a = conn_ack_defer(c, MQTT_PUBREC, p.packet_id, 0);
-		if (a)
-			persist_barrier(n, a);
-		return;
+		 * usual (its QoS 2 id kept as for any message) and dropped */
+		hits = 0;
+		goto ack;
 	}
 	m = router_msg_new(n, p.topic, p.payload, c->v5 ? &p.props : NULL,
 	                   p.qos, p.retain);
@@ -1714,6 +1702,7 @@ conn_on_publish(struct conn *c, const struct mqtt_publish *in)
 	n->share_mode = NODE_SHARE_LOCAL;
 	hits += mesh_forward(n, m, p.qos ? &wait : NULL);
 	msg_unref(m);
+ack:
 	if (!p.qos)
 		return;
 	/* v5: 0x10 tells the publisher nobody matched (on any node) */

@@ -92,12 +92,8 @@ def test_join_routes_and_forwarding(start_broker, clients):
     node, once per subscriber, with QoS, MQTT 5 properties and the
     retain-as-published rule as on one node."""
     a, b, c, _ = _three(start_broker)
-    sub = m5.client(clients, c)
-    sub.handshake("sub-c")
-    sub.subscribe([("t/#", m5.sub_options(1)), ("t/+/x", m5.sub_options(2))])
-    other = m5.client(clients, b)
-    other.handshake("sub-b")
-    other.subscribe([("unrelated/#", m5.sub_options(1))])
+    sub = _subscriber(clients, c, "sub-c", [("t/#", 1), ("t/+/x", 2)])
+    other = _subscriber(clients, b, "sub-b", [("unrelated/#", 1)])
     pub = m5.client(clients, a)
     pub.handshake("pub-a")
     _probe(pub, sub, "t/probe")
@@ -135,9 +131,7 @@ def test_will_fires_cluster_wide(start_broker, clients):
     """[MQTT-3.1.2-8] both: the will of a client that vanished from node a
     reaches a subscriber on node b."""
     a, b, c, _ = _three(start_broker)
-    sub = m5.client(clients, b)
-    sub.handshake("will-watch")
-    sub.subscribe([("will/#", m5.sub_options(1))])
+    sub = _subscriber(clients, b, "will-watch", [("will/#", 1)])
     pub = m5.client(clients, a)
     pub.handshake("will-probe")
     _probe(pub, sub, "will/probe")
@@ -281,13 +275,21 @@ def test_open_cluster_port_without_secret_warns(start_broker):
 PERSIST = [(m5.SESSION_EXPIRY_INTERVAL, 3600)]
 
 
+def _subscriber(clients, node, cid, filters, **kw):
+    """An MQTT 5 client on node, connected as cid (kw: handshake options)
+    and subscribed to filters, a list of (filter, QoS)."""
+    s = m5.client(clients, node)
+    s.handshake(cid, **kw)
+    s.subscribe([(f, m5.sub_options(q)) for f, q in filters])
+    return s
+
+
 def _persistent_sub(clients, node, cid, flt, probe_from=None, probe=None):
     """A persistent MQTT 5 session on node subscribed to flt at QoS 1; with
     probe_from, probes until the route reached that node; disconnected
     (offline) on return."""
-    s = m5.client(clients, node)
-    s.handshake(cid, clean_start=False, props=PERSIST)
-    s.subscribe([(flt, m5.sub_options(1))])
+    s = _subscriber(clients, node, cid, [(flt, 1)], clean_start=False,
+                    props=PERSIST)
     if probe_from is not None:
         pub = m5.client(clients, probe_from)
         pub.handshake(cid + "-prober")
@@ -344,13 +346,9 @@ def test_outbox_for_a_dead_node_survives_restarts(start_broker, clients):
     them waits in the outbox (on disk: node a is killed and restarted too)
     and reaches b's persistent session once b is back, exactly once."""
     a, b, c, ports = _three(start_broker)
-    clean = m5.client(clients, b)
-    clean.handshake("clean-b")
-    clean.subscribe([("vol/#", m5.sub_options(1))])
+    clean = _subscriber(clients, b, "clean-b", [("vol/#", 1)])
     _persistent_sub(clients, b, "ps-b", "dur/#", probe_from=a, probe="dur/p")
-    live = m5.client(clients, c)
-    live.handshake("live-c")
-    live.subscribe([("live/#", m5.sub_options(1))])
+    live = _subscriber(clients, c, "live-c", [("live/#", 1)])
     pa = m5.client(clients, a)
     pa.handshake("pub-a")
     _probe(pa, live, "live/probe")
@@ -390,9 +388,8 @@ def test_outbox_keeps_shared_groups_across_a_restart(start_broker, clients):
     restored entry reached b's plain subscribers only and the group's
     member lost every one of them."""
     a, b, c, ports = _three(start_broker)
-    m = m5.client(clients, b)
-    m.handshake("gm-b", clean_start=False, props=PERSIST)
-    m.subscribe([("$share/g/grp/#", m5.sub_options(1))])
+    m = _subscriber(clients, b, "gm-b", [("$share/g/grp/#", 1)],
+                    clean_start=False, props=PERSIST)
     pa = m5.client(clients, a)
     pa.handshake("gpub-a")
     _probe(pa, m, "grp/probe")  # node a knows the group on b
@@ -415,12 +412,9 @@ def test_group_members_here_do_not_wait_for_a_dead_node(start_broker,
     and a connected member on node a; b is killed: every message published
     on a goes to a's member at once, none waits in the outbox for b."""
     a, b, c, ports = _three(start_broker)
-    mb = m5.client(clients, b)
-    mb.handshake("gd-b", clean_start=False, props=PERSIST)
-    mb.subscribe([("$share/d/gd/#", m5.sub_options(1))])
-    ma = m5.client(clients, a)
-    ma.handshake("gd-a")
-    ma.subscribe([("$share/d/gd/#", m5.sub_options(1))])
+    mb = _subscriber(clients, b, "gd-b", [("$share/d/gd/#", 1)],
+                     clean_start=False, props=PERSIST)
+    ma = _subscriber(clients, a, "gd-a", [("$share/d/gd/#", 1)])
     mark = len(a.log_text())
     assert b.kill() == -signal.SIGKILL
     _wait_log(a, r"cluster member node=b state=dead", after=mark)
@@ -575,9 +569,8 @@ def test_takeover_with_clean_start_discards_the_session(start_broker, clients):
     connection gets 0x8E, the session on the other node is discarded
     (session present 0, no subscriptions left anywhere)."""
     a, b = _pair(start_broker)
-    old = m5.client(clients, a)
-    old.handshake("cleaner", clean_start=False, props=PERSIST)
-    old.subscribe([("cl/#", m5.sub_options(1))])
+    old = _subscriber(clients, a, "cleaner", [("cl/#", 1)],
+                      clean_start=False, props=PERSIST)
     new = m5.client(clients, b)
     ack = new.handshake("cleaner", clean_start=True)
     assert not ack.session_present, ack
@@ -655,15 +648,12 @@ def test_shared_group_spans_the_cluster(start_broker, clients):
     members = {}
     for node, name in ((a, "a"), (b, "b"), (c, "c")):
         for i in range(2):
-            s = m5.client(clients, node)
-            s.handshake("sh-%s%d" % (name, i))
-            s.subscribe([("$share/g/sh/#", m5.sub_options(1))])
+            s = _subscriber(clients, node, "sh-%s%d" % (name, i),
+                            [("$share/g/sh/#", 1)])
             members["%s%d" % (name, i)] = s
     plain = {}
     for node, name in ((b, "b"), (c, "c")):
-        p = m5.client(clients, node)
-        p.handshake("plain-" + name)
-        p.subscribe([("sh/#", m5.sub_options(1))])
+        p = _subscriber(clients, node, "plain-" + name, [("sh/#", 1)])
         plain[name] = p
     pub = m5.client(clients, a)
     pub.handshake("sh-pub")

@@ -71,6 +71,16 @@ _BROKERS = pytest.StashKey()
 _HANDED_OUT = set()
 
 
+def let_wall_time_pass(until):
+    """Waits until the wall clock reaches `until` (time.time()). Used only
+    while no broker runs, to let an expiry interval run out: the wait is the
+    point of the test, not a synchronisation (the one kind of fixed wait
+    the suite keeps)."""
+    remaining = until - time.time()
+    if remaining > 0:
+        time.sleep(remaining)
+
+
 def free_port():
     """A port free now on 127.0.0.1, never one this process handed out
     before (the kernel may offer a just-closed ephemeral port again, and a

@@ -24,7 +24,7 @@ import time
 import pytest
 
 import mqtt5_raw as m5
-from conftest import SANITIZER_MARKERS
+from conftest import SANITIZER_MARKERS, let_wall_time_pass
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("MQD_TEST_BROKER", "mqd") != "mqd",
@@ -68,15 +68,6 @@ def _restart(start_broker, old, how, env=SYNC):
     MQD_* settings env), on its port if that is free."""
     _stop(old, how)
     return start_broker(data_dir=old.data_dir, port=old.port, **env)
-
-
-def _let_wall_time_pass(until):
-    """Waits until the wall clock reaches `until` (time.time()). Used only
-    while no broker runs, to let an expiry interval run out: the wait is the
-    point of the test, not a synchronisation."""
-    remaining = until - time.time()
-    if remaining > 0:
-        time.sleep(remaining)
 
 
 def _until(c, last_payload):
@@ -206,7 +197,7 @@ def test_v5_mqtt_3_3_1_5_retained_properties_and_expiry_across_restart(
     _puback_ok(pub.publish("r5/cleared", b"", qos=1, retain=True))
     _stop(b1, how)
     # r5/short's 2 s run out while no broker is running (wall clock)
-    _let_wall_time_pass(short_published + 2 + 1.5)
+    let_wall_time_pass(short_published + 2 + 1.5)
     b2 = start_broker(data_dir=b1.data_dir, port=b1.port, **SYNC)
 
     sub, _ = _v5(clients, b2, "r5-sub")
@@ -351,7 +342,7 @@ def test_v5_mqtt_4_1_0_2_session_expired_while_down(start_broker, clients, how):
     keep.disconnect()
     _stop(b1, how)
     # exp-short's expiry runs out while no broker is running (wall clock)
-    _let_wall_time_pass(short_gone + 2 + 1.5)
+    let_wall_time_pass(short_gone + 2 + 1.5)
     b2 = start_broker(data_dir=b1.data_dir, port=b1.port, **SYNC)
 
     s2, ack = _v5(clients, b2, "exp-short", clean_start=False,
